@@ -1,0 +1,65 @@
+//! Operator commands for a Callplane deployment or the local stack.
+//!
+//! - `callplane-admin create-resources PREFIX`: creates the table, bucket and queues (see
+//!   `callplane::resources`) named after PREFIX, and prints them as `KEY=value` lines.
+//! - `callplane-admin bootstrap-admin`: creates the first admin from `CALLPLANE_ADMIN_EMAIL` /
+//!   `CALLPLANE_ADMIN_PASSWORD` (defaults printed) unless that account exists.
+
+use anyhow::{Context, bail};
+use callplane::auth::Password;
+use callplane::domain::Email;
+use callplane::service::auth::{Bootstrap, bootstrap_admin};
+
+const DEFAULT_ADMIN_EMAIL: &str = "admin@callplane.local";
+const DEFAULT_ADMIN_PASSWORD: &str = "callplane-admin-password";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["create-resources", prefix] => {
+            let sdk = callplane::aws::load().await;
+            let names = callplane::resources::ResourceNames::with_prefix(prefix);
+            let provisioned = callplane::resources::ensure(&sdk, &names)
+                .await
+                .context("creating resources")?;
+            println!("TABLE_NAME={}\nBUCKET_NAME={}", names.table, names.bucket);
+            let mut queues: Vec<_> = provisioned.queue_urls.into_iter().collect();
+            queues.sort();
+            for (queue, url) in queues {
+                println!(
+                    "{}_QUEUE_URL={url}",
+                    queue
+                        .trim_end_matches("-jobs")
+                        .to_uppercase()
+                        .replace('-', "_")
+                );
+            }
+        }
+        ["bootstrap-admin"] => {
+            let email = std::env::var("CALLPLANE_ADMIN_EMAIL")
+                .unwrap_or_else(|_| DEFAULT_ADMIN_EMAIL.into());
+            let password = std::env::var("CALLPLANE_ADMIN_PASSWORD")
+                .unwrap_or_else(|_| DEFAULT_ADMIN_PASSWORD.into());
+            let email =
+                Email::parse(&email).map_err(|e| anyhow::anyhow!("CALLPLANE_ADMIN_EMAIL: {e}"))?;
+            let password = Password::parse(&password)
+                .map_err(|e| anyhow::anyhow!("CALLPLANE_ADMIN_PASSWORD: {e}"))?;
+            let app = callplane::App::from_env().await?;
+            match bootstrap_admin(&app, email.clone(), password)
+                .await
+                .context("bootstrapping the admin")?
+            {
+                Bootstrap::Created(id) => println!("created admin {email} ({id})"),
+                Bootstrap::AlreadyExists(id) => println!("admin {email} already exists ({id})"),
+            }
+        }
+        _ => bail!("usage: callplane-admin create-resources PREFIX | bootstrap-admin"),
+    }
+    Ok(())
+}

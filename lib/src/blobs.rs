@@ -1,0 +1,76 @@
+//! S3: big objects live here, DynamoDB keeps the reference.
+
+use crate::error::{Error, Result};
+use aws_sdk_s3::primitives::ByteStream;
+
+/// The bucket.
+#[derive(Clone, Debug)]
+pub struct Blobs {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl Blobs {
+    /// Blobs in `bucket`.
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    /// The bucket name.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Writes an object.
+    pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(())
+    }
+
+    /// Reads an object; `None` if there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.body.collect().await.map_err(Error::internal)?.to_vec(),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(Error::internal(e)),
+        }
+    }
+
+    /// Keys under `prefix`, in key order (first 1000).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(out
+            .contents
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| o.key)
+            .collect())
+    }
+}

@@ -1,0 +1,188 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! bounded_text {
+    ($(#[$doc:meta])* $name:ident, $max:literal, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Trims; refuses empty text, control characters and more than the maximum length.
+            pub fn parse(raw: &str) -> Result<Self, String> {
+                let value = raw.trim();
+                if value.is_empty() {
+                    return Err(format!("{} must not be empty", $what));
+                }
+                if value.chars().count() > $max {
+                    return Err(format!("{} must be at most {} characters", $what, $max));
+                }
+                if value.chars().any(char::is_control) {
+                    return Err(format!("{} must not contain control characters", $what));
+                }
+                Ok(Self(value.to_owned()))
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(raw: String) -> Result<Self, String> {
+                Self::parse(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+bounded_text!(/// An establishment's (or other resource's) name.
+    Name, 200, "name");
+bounded_text!(/// How a user's name is shown to other members.
+    DisplayName, 100, "display name");
+
+/// An IANA time zone name (`America/Sao_Paulo`), checked against the tz database.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZone(String);
+
+impl TimeZone {
+    /// Accepts only names the IANA database knows.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        raw.parse::<chrono_tz::Tz>()
+            .map(|tz| Self(tz.name().to_owned()))
+            .map_err(|_| format!("unknown IANA time zone `{raw}`"))
+    }
+
+    /// The zone for local-time arithmetic.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    /// The zone's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<TimeZone> for String {
+    fn from(v: TimeZone) -> String {
+        v.0
+    }
+}
+
+/// A BCP 47 language tag of the common shapes (`pt`, `pt-BR`, `zh-Hant-TW`), normalised to
+/// lowercase language and uppercase region.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Locale(String);
+
+impl Locale {
+    /// Language of 2–3 letters, then optional script (4 letters) and region (2 letters or
+    /// 3 digits).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let err = || format!("invalid locale `{raw}`: expected a language tag like pt-BR");
+        let mut parts = raw.trim().split(['-', '_']);
+        let lang = parts
+            .next()
+            .filter(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()))
+            .ok_or_else(err)?;
+        let mut out = lang.to_ascii_lowercase();
+        let mut rest: Vec<&str> = parts.collect();
+        if rest.len() > 2 {
+            return Err(err());
+        }
+        if rest.len() == 2 || rest.first().is_some_and(|s| s.len() == 4) {
+            let script = rest.remove(0);
+            if script.len() != 4 || !script.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(err());
+            }
+            out.push('-');
+            out.push_str(&script[..1].to_ascii_uppercase());
+            out.push_str(&script[1..].to_ascii_lowercase());
+        }
+        if let Some(region) = rest.first() {
+            let alpha = region.len() == 2 && region.chars().all(|c| c.is_ascii_alphabetic());
+            let digits = region.len() == 3 && region.chars().all(|c| c.is_ascii_digit());
+            if !alpha && !digits {
+                return Err(err());
+            }
+            out.push('-');
+            out.push_str(&region.to_ascii_uppercase());
+        }
+        Ok(Self(out))
+    }
+
+    /// The tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Locale {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<Locale> for String {
+    fn from(v: Locale) -> String {
+        v.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zones_must_be_iana_names() {
+        assert_eq!(
+            TimeZone::parse("America/Sao_Paulo").unwrap().as_str(),
+            "America/Sao_Paulo"
+        );
+        assert!(TimeZone::parse("Mars/Olympus_Mons").is_err());
+        assert!(TimeZone::parse("").is_err());
+    }
+
+    #[test]
+    fn locales_are_normalised() {
+        assert_eq!(Locale::parse("pt-br").unwrap().as_str(), "pt-BR");
+        assert_eq!(Locale::parse("zh_hant_tw").unwrap().as_str(), "zh-Hant-TW");
+        assert_eq!(Locale::parse("es-419").unwrap().as_str(), "es-419");
+        for bad in ["", "p", "portuguese", "pt-BRA1", "pt-BR-x-y"] {
+            assert!(Locale::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(Name::parse("  Helios  ").unwrap().as_str(), "Helios");
+        assert!(Name::parse("   ").is_err());
+        assert!(Name::parse(&"x".repeat(201)).is_err());
+        assert!(Name::parse("a\u{0}b").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! The one error type of the library and its single mapping to the HTTP error envelope
+//! `{"error":{"code","message","details"}}`. Every handler returns `Result<_, Error>`; nothing
+//! else writes an error body. 5xx bodies never carry internals: the cause chain goes to the log.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Everything that can go wrong while serving a request, by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed or breaks a rule; `details` names the field.
+    #[error("{message}")]
+    Validation { message: String, details: Value },
+    /// No valid credentials (missing, expired, tampered or revoked token; wrong password).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the caller's role does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The resource does not exist *for this caller* (foreign tenants' resources included).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with current state (uniqueness, a lost race, a used token).
+    #[error("{0}")]
+    Conflict(String),
+    /// The body is larger than the API accepts.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// The body is not JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Something on our side failed; the source goes to the log, never to the client.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// A validation failure that names the offending field.
+    pub fn invalid(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        Error::Validation {
+            message: format!("{field}: {message}"),
+            details: json!({ "field": field }),
+        }
+    }
+
+    /// Wraps any error as an internal failure.
+    pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error::Internal(err.into())
+    }
+
+    /// The stable snake_case code and HTTP status of this error.
+    pub fn code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
+            Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl<E, R> From<aws_sdk_dynamodb::error::SdkError<E, R>> for Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn from(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self {
+        Error::internal(err)
+    }
+}
+
+impl From<serde_dynamo::Error> for Error {
+    fn from(err: serde_dynamo::Error) -> Self {
+        Error::internal(err)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.code();
+        let details = match &self {
+            Error::Validation { details, .. } => details.clone(),
+            Error::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            _ => json!({}),
+        };
+        if let Error::Internal(source) = &self {
+            let mut chain = source.to_string();
+            let mut next = source.source();
+            while let Some(cause) = next {
+                chain.push_str(": ");
+                chain.push_str(&cause.to_string());
+                next = cause.source();
+            }
+            tracing::error!(error = %chain, "internal error");
+        }
+        let body =
+            json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

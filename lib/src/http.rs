@@ -1,0 +1,183 @@
+//! HTTP glue shared by every API function: extractors whose rejections are the error envelope
+//! (JSON bodies capped at 256 KiB, typed path ids, list queries, bearer tokens) and the
+//! fallbacks for unknown routes and methods. No Lambda types here: functions wrap the router.
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::Error;
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use serde::de::DeserializeOwned;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A JSON body: malformed JSON, wrong types, unknown fields and invalid values become
+/// `400 validation_failed` naming the field; bodies over [`MAX_BODY_BYTES`] become `413`.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Error> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+            let mime = ct.split(';').next().unwrap_or_default().trim();
+            if !(mime == "application/json" || mime.ends_with("+json")) {
+                return Err(Error::UnsupportedMediaType(format!(
+                    "expected an application/json body, got `{mime}`"
+                )));
+            }
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+            return Err(Error::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            });
+        }
+        // The body is already in memory (Lambda buffers it): the only failure is the limit.
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| Error::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            })?;
+        // Every body this API takes is an object; serde would otherwise build a struct from an array.
+        if bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b != b'{')
+        {
+            return Err(Error::invalid("body", "must be a JSON object"));
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON document, naming the failing field path in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid("body", "a JSON body is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Error::invalid("body", format!("malformed JSON: {inner}"))
+        } else {
+            let field = if path == "." { "body".to_owned() } else { path };
+            // serde appends " at line L column C"; the field name says more.
+            let message = inner.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
+            Error::invalid(field, message)
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::invalid("body", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Path parameters; ids of the wrong shape are `404` (no such resource), never a 400 that
+/// would tell an id format apart from a missing record.
+#[derive(Debug)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|_| Error::NotFound("resource"))
+    }
+}
+
+/// Query-string parameters; bad ones are `400` naming the problem.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                Error::invalid(
+                    "query",
+                    e.body_text()
+                        .trim_start_matches("Failed to deserialize query string: "),
+                )
+            })
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// Default page size.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// Largest page size.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The page size, checked.
+    pub fn limit(&self) -> Result<i32, Error> {
+        match self.limit.unwrap_or(Self::DEFAULT_LIMIT) {
+            l @ 1..=Self::MAX_LIMIT => Ok(l as i32),
+            _ => Err(Error::invalid(
+                "limit",
+                format!("must be between 1 and {}", Self::MAX_LIMIT),
+            )),
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>`, verified (signature, algorithm, issuer, expiry). Stored
+/// state (revocation, membership) is checked by the service call with `Store::session`.
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let value = header
+            .to_str()
+            .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+        let (scheme, token) = value
+            .split_once(' ')
+            .ok_or_else(|| Error::Unauthorized("expected Authorization: Bearer <token>".into()))?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(Error::Unauthorized(
+                "expected Authorization: Bearer <token>".into(),
+            ));
+        }
+        state.jwt.verify(token.trim())
+    }
+}
+
+/// Adds the envelope fallbacks (unknown route `404`, wrong method `405`) and the state.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .fallback(|| async { Error::NotFound("route") })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .with_state(state)
+}

@@ -1,0 +1,87 @@
+//! The mail port. In AWS mail goes out through SES; in the local stack it is written to the
+//! bucket under `outbox/` (one JSON file per message) and logged, so a person or a test can
+//! read invitations and reset links.
+
+use crate::blobs::Blobs;
+use crate::domain::Email;
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use serde::Serialize;
+
+/// Key prefix of the local outbox.
+pub const OUTBOX_PREFIX: &str = "outbox/";
+
+/// One plain-text message.
+#[derive(Clone, Debug, Serialize)]
+pub struct Mail {
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+}
+
+/// Where mail goes.
+#[derive(Clone, Debug)]
+pub enum Mailer {
+    /// The bucket's `outbox/`.
+    Outbox { blobs: Blobs, from: String },
+    /// Amazon SES v2.
+    Ses {
+        client: aws_sdk_sesv2::Client,
+        from: String,
+    },
+}
+
+#[derive(Serialize)]
+struct OutboxMessage<'a> {
+    from: &'a str,
+    #[serde(flatten)]
+    mail: &'a Mail,
+    created_at: Timestamp,
+}
+
+impl Mailer {
+    /// Sends `mail`.
+    pub async fn send(&self, mail: &Mail) -> Result<()> {
+        match self {
+            Mailer::Outbox { blobs, from } => {
+                let key = format!("{OUTBOX_PREFIX}{}.json", ulid::Ulid::new());
+                let body = serde_json::to_vec_pretty(&OutboxMessage {
+                    from,
+                    mail,
+                    created_at: Timestamp::now(),
+                })
+                .map_err(Error::internal)?;
+                blobs.put(&key, body, "application/json").await?;
+                tracing::info!(to = %mail.to, subject = %mail.subject, outbox_key = %key, text = %mail.text, "mail written to outbox");
+                Ok(())
+            }
+            Mailer::Ses { client, from } => {
+                let text = |data: &str| {
+                    Content::builder()
+                        .data(data)
+                        .charset("UTF-8")
+                        .build()
+                        .map_err(Error::internal)
+                };
+                let message = Message::builder()
+                    .subject(text(&mail.subject)?)
+                    .body(Body::builder().text(text(&mail.text)?).build())
+                    .build();
+                client
+                    .send_email()
+                    .from_email_address(from)
+                    .destination(
+                        Destination::builder()
+                            .to_addresses(mail.to.as_str())
+                            .build(),
+                    )
+                    .content(EmailContent::builder().simple(message).build())
+                    .send()
+                    .await
+                    .map_err(Error::internal)?;
+                Ok(())
+            }
+        }
+    }
+}

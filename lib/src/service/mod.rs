@@ -1,0 +1,33 @@
+//! What the API does, one function per route: each takes the state, the verified caller and
+//! typed input, checks access, and returns the response body. Handlers call exactly one of these.
+
+pub mod auth;
+pub mod establishments;
+pub mod members;
+
+use crate::ids::EstablishmentId;
+use crate::store::records::EstablishmentRecord;
+use crate::time::Timestamp;
+use serde::Serialize;
+
+/// An establishment as the API shows it (Appendix A.2).
+#[derive(Debug, Serialize)]
+pub struct EstablishmentView {
+    pub id: EstablishmentId,
+    pub name: String,
+    pub timezone: String,
+    pub locale: String,
+    pub created_at: Timestamp,
+}
+
+impl From<&EstablishmentRecord> for EstablishmentView {
+    fn from(e: &EstablishmentRecord) -> Self {
+        Self {
+            id: e.id.clone(),
+            name: e.name.to_string(),
+            timezone: e.timezone.as_str().to_owned(),
+            locale: e.locale.as_str().to_owned(),
+            created_at: e.created_at,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! The DynamoDB store: one table, keys from [`keys`], every create a conditional put, every
+//! uniqueness rule a guard item written in the same `TransactWriteItems`. Operations are
+//! grouped by aggregate in the submodules; this module owns the generic plumbing.
+
+mod access;
+pub mod cursor;
+mod establishments;
+pub mod keys;
+pub mod members;
+pub mod records;
+mod users;
+
+pub use access::Session;
+pub use cursor::CursorCodec;
+pub use establishments::EstablishmentPatch;
+
+use crate::error::{Error, Result};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use keys::Key;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// An item as DynamoDB returns it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A page of a list: the items and where the next page starts.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    /// This page's items.
+    pub items: Vec<T>,
+    /// Pass back as `?cursor=` for the next page; `null` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// Handle on the table; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+    cursors: CursorCodec,
+}
+
+/// Why a transaction did not apply.
+#[derive(Debug)]
+pub(crate) enum TxError {
+    /// The condition of these items (by position) failed.
+    Conditions(Vec<usize>),
+    /// Anything else.
+    Other(Error),
+}
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        TxError::Other(e)
+    }
+}
+
+impl Store {
+    /// A store over `table`; `cursor_secret` keys cursor signatures.
+    pub fn new(client: Client, table: impl Into<String>, cursor_secret: &[u8]) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            cursors: CursorCodec::new(cursor_secret),
+        }
+    }
+
+    /// The underlying client (for resource set-up and tests).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) fn cursors(&self) -> &CursorCodec {
+        &self.cursors
+    }
+
+    /// Serialises `record` and adds the key attributes.
+    pub(crate) fn item(key: &Key, record: &impl Serialize) -> Result<Item> {
+        let mut item: Item = serde_dynamo::to_item(record)?;
+        item.extend(key.attrs());
+        Ok(item)
+    }
+
+    /// Deserialises an item (key attributes are ignored by the record types).
+    pub(crate) fn record<T: DeserializeOwned>(item: Item) -> Result<T> {
+        Ok(serde_dynamo::from_item(item)?)
+    }
+
+    /// One consistent GetItem.
+    pub(crate) async fn get<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.attrs()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(Self::record).transpose()
+    }
+
+    /// One BatchGetItem round trip (plus retries of unprocessed keys, which DynamoDB returns
+    /// only under throttling). Returns the items found, by key.
+    pub(crate) async fn batch_get(&self, wanted: &[Key]) -> Result<Vec<(Key, Item)>> {
+        let mut pending: Vec<Item> = wanted.iter().map(Key::attrs).collect();
+        let mut found = Vec::new();
+        for attempt in 0..5 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(Error::internal)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let key = Key {
+                    pk: string_attr(&item, keys::PK)?,
+                    sk: string_attr(&item, keys::SK)?,
+                };
+                found.push((key, item));
+            }
+            pending = out
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(&self.table)
+                .map(|k| k.keys)
+                .unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(Error::internal(
+                "BatchGetItem left keys unprocessed after retries",
+            ));
+        }
+        Ok(found)
+    }
+
+    /// A conditional put for a transaction.
+    pub(crate) fn put(
+        &self,
+        key: &Key,
+        record: &impl Serialize,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(key, record)?))
+            .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A put that creates `key` only if it does not exist yet.
+    pub(crate) fn create(&self, key: &Key, record: &impl Serialize) -> Result<TransactWriteItem> {
+        self.put(key, record, Some("attribute_not_exists(pk)"))
+    }
+
+    /// A delete for a transaction, with its condition, attribute names and values.
+    pub(crate) fn delete(
+        &self,
+        key: &Key,
+        condition: &str,
+        names: HashMap<String, String>,
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key.attrs()))
+            .condition_expression(condition)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// An update for a transaction. The item must exist (the condition is ANDed with that).
+    pub(crate) fn update(
+        &self,
+        key: &Key,
+        set: &str,
+        condition: Option<&str>,
+        names: HashMap<String, String>,
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let condition = match condition {
+            Some(c) => format!("attribute_exists(pk) AND ({c})"),
+            None => "attribute_exists(pk)".to_owned(),
+        };
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key.attrs()))
+            .update_expression(set)
+            .condition_expression(condition)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Applies all items atomically, in one round trip.
+    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
+                    let reasons = cancel.cancellation_reasons();
+                    let failed: Vec<usize> = reasons
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    if !failed.is_empty() {
+                        return Err(TxError::Conditions(failed));
+                    }
+                    if reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+                    {
+                        return Err(TxError::Other(Error::Conflict(
+                            "another change to the same records was in progress; retry".into(),
+                        )));
+                    }
+                    Err(TxError::Other(Error::internal(err)))
+                }
+                _ => Err(TxError::Other(Error::internal(err))),
+            },
+        }
+    }
+
+    /// One Query page over `pk` with `sk` between `from` and `to` (inclusive), in sort order.
+    pub(crate) async fn query_range(
+        &self,
+        pk: &str,
+        from: &str,
+        to: &str,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+
+    /// Every item of `pk` whose sort key starts with `prefix` (follows pages).
+    pub(crate) async fn query_prefix_all(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+        self.query_between_all(pk, prefix, &format!("{prefix}\u{10FFFF}"))
+            .await
+    }
+
+    /// Every item of `pk` with `from <= sk <= to`, in sort order (follows pages).
+    pub(crate) async fn query_between_all(
+        &self,
+        pk: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let (mut page, next) = self.query_range(pk, from, to, 1000, start).await?;
+            items.append(&mut page);
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
+fn string_attr(item: &Item, name: &str) -> Result<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        _ => Err(Error::internal(format!(
+            "item without string attribute {name}"
+        ))),
+    }
+}
+
+/// Shorthand for a string attribute value.
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// Shorthand for a number attribute value.
+pub(crate) fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
