@@ -1,0 +1,129 @@
+//! The `establishments` function: establishments, their telephony policy, and their people
+//! (members, invitations, roles). Each handler extracts, calls one `callplane::service`
+//! function, and answers.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, patch};
+use axum::{Json, Router};
+use callplane::auth::Principal;
+use callplane::http::{ApiJson, ListParams, Path, Query, finish};
+use callplane::ids::{EstablishmentId, UserId};
+use callplane::service::establishments::{self as est, EstablishmentSummary, TelephonyView};
+use callplane::service::{EstablishmentView, members};
+use callplane::store::Page;
+use callplane::store::members::PersonRow;
+use callplane::{AppState, Result};
+
+/// The function's routes (PRD §7.1 users, §7.2).
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/establishments", get(list).post(create))
+        .route("/establishments/{id}", get(show).patch(update))
+        .route(
+            "/establishments/{id}/telephony",
+            get(telephony).patch(update_telephony),
+        )
+        .route("/establishments/{id}/users", get(people).post(invite))
+        .route(
+            "/establishments/{id}/users/{user_id}",
+            delete(remove_member),
+        )
+        .route("/users/{user_id}", patch(change_role));
+    finish(routes, state)
+}
+
+async fn list(
+    State(app): State<AppState>,
+    caller: Principal,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<EstablishmentSummary>>> {
+    est::list(&app, &caller, params).await.map(Json)
+}
+
+async fn create(
+    State(app): State<AppState>,
+    caller: Principal,
+    ApiJson(req): ApiJson<est::CreateEstablishment>,
+) -> Result<(StatusCode, Json<EstablishmentView>)> {
+    est::create(&app, &caller, req)
+        .await
+        .map(|v| (StatusCode::CREATED, Json(v)))
+}
+
+async fn show(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+) -> Result<Json<EstablishmentView>> {
+    est::get(&app, &caller, &id).await.map(Json)
+}
+
+async fn update(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    ApiJson(req): ApiJson<est::UpdateEstablishment>,
+) -> Result<Json<EstablishmentView>> {
+    est::update(&app, &caller, &id, req).await.map(Json)
+}
+
+async fn telephony(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+) -> Result<Json<TelephonyView>> {
+    est::telephony(&app, &caller, &id).await.map(Json)
+}
+
+async fn update_telephony(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    ApiJson(req): ApiJson<est::UpdateTelephony>,
+) -> Result<Json<TelephonyView>> {
+    est::update_telephony(&app, &caller, &id, req)
+        .await
+        .map(Json)
+}
+
+async fn people(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<PersonRow>>> {
+    members::list(&app, &caller, &id, params).await.map(Json)
+}
+
+async fn invite(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    ApiJson(req): ApiJson<members::InviteRequest>,
+) -> Result<(StatusCode, Json<members::InviteResponse>)> {
+    members::invite(&app, &caller, &id, req)
+        .await
+        .map(|v| (StatusCode::CREATED, Json(v)))
+}
+
+async fn remove_member(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path((id, user)): Path<(EstablishmentId, UserId)>,
+) -> Result<StatusCode> {
+    members::remove(&app, &caller, &id, &user)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+}
+
+async fn change_role(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(user): Path<UserId>,
+    ApiJson(req): ApiJson<members::ChangeRoleRequest>,
+) -> Result<Json<members::MemberView>> {
+    members::change_role(&app, &caller, &user, req)
+        .await
+        .map(Json)
+}
