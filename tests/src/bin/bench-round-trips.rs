@@ -1,0 +1,90 @@
+//! `make bench` part: DynamoDB round trips per API operation, counted by an SDK interceptor on
+//! every HTTP attempt (retries included) while the real routers serve against the emulator.
+
+#![allow(clippy::unwrap_used)] // bench code: a panic is the failure report
+
+use callplane_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Stack};
+use http::Method;
+use serde_json::json;
+
+#[tokio::main]
+async fn main() {
+    let stack = Stack::new().await;
+    let rows: &mut Vec<(&str, usize)> = &mut Vec::new();
+    let login = |password: &'static str| {
+        stack.send(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({ "email": ADMIN_EMAIL, "password": password })),
+        )
+    };
+
+    let (_, n) = stack.round_trips.during(login("wrong-password!")).await;
+    rows.push(("POST /auth/login, reads before the password check", n));
+    let (reply, n) = stack.round_trips.during(login(ADMIN_PASSWORD)).await;
+    let admin = reply.expect(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    rows.push(("POST /auth/login, total", n));
+    let (_, n) = stack.round_trips.during(stack.get("/me", &admin)).await;
+    rows.push(("GET /me", n));
+    let (reply, n) = stack
+        .round_trips
+        .during(stack.post(
+            "/establishments",
+            &admin,
+            json!({ "name": "Bench", "timezone": "UTC", "locale": "en" }),
+        ))
+        .await;
+    let est = reply.expect(201)["id"].as_str().unwrap().to_owned();
+    rows.push(("POST /establishments (platform admin)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.get(&format!("/establishments/{est}"), &admin))
+        .await;
+    rows.push(("GET /establishments/{id}", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.get("/establishments", &admin))
+        .await;
+    rows.push(("GET /establishments", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.patch(
+            &format!("/establishments/{est}/telephony"),
+            &admin,
+            json!({ "max_call_duration_seconds": 600 }),
+        ))
+        .await;
+    rows.push(("PATCH /establishments/{id}/telephony", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.post(
+            &format!("/establishments/{est}/users"),
+            &admin,
+            json!({ "email": "op@example.com", "role": "operator" }),
+        ))
+        .await;
+    rows.push(("POST /establishments/{id}/users (invite)", n));
+    let token = stack.mailed_token("op@example.com").await;
+    let accept = stack.send(
+        Method::POST,
+        "/auth/accept-invitation",
+        None,
+        Some(json!({ "token": token, "password": "bench-password-1", "display_name": "Op" })),
+    );
+    let (_, n) = stack.round_trips.during(accept).await;
+    rows.push(("POST /auth/accept-invitation (new account)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.get(&format!("/establishments/{est}/users"), &admin))
+        .await;
+    rows.push(("GET /establishments/{id}/users", n));
+
+    println!("| operation | DynamoDB round trips |\n|---|---|");
+    for (op, n) in rows.iter() {
+        println!("| {op} | {n} |");
+    }
+}

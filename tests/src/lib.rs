@@ -1,0 +1,333 @@
+//! Test harness: a fresh, uniquely named set of resources in the emulator for each test
+//! (`AWS_ENDPOINT_URL`, set by `make test`), the functions' routers called in-process the way
+//! the local router table maps paths, and a counter of DynamoDB round trips.
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use callplane::config::Config;
+use callplane::resources::{Provisioned, ResourceNames};
+use callplane::{App, AppState};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tower::ServiceExt;
+
+/// The bootstrap admin's credentials in every test stack.
+pub const ADMIN_EMAIL: &str = "admin@callplane.test";
+/// The bootstrap admin's password.
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+/// The password tests give invited users.
+pub const USER_PASSWORD: &str = "user-password-123";
+
+/// Counts HTTP attempts made by a DynamoDB client: one per round trip, retries included.
+#[derive(Debug, Default, Clone)]
+pub struct RoundTrips(Arc<AtomicUsize>);
+
+impl RoundTrips {
+    /// Attempts so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Attempts made while `f` ran.
+    pub async fn during<T>(&self, f: impl std::future::Future<Output = T>) -> (T, usize) {
+        let before = self.get();
+        let out = f.await;
+        (out, self.get() - before)
+    }
+}
+
+impl Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "RoundTrips"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// One test's world.
+#[derive(Debug)]
+pub struct Stack {
+    pub app: AppState,
+    pub names: ResourceNames,
+    pub provisioned: Provisioned,
+    pub round_trips: RoundTrips,
+    pub sdk: aws_config::SdkConfig,
+    auth: axum::Router,
+    establishments: axum::Router,
+}
+
+/// SDK configuration for the emulator.
+pub async fn emulator_sdk() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "callplane-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A response as a client sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error envelope.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or("<no error envelope>")
+    }
+
+    /// Asserts the status and, for errors, a well-formed envelope; returns the body.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        if status >= 400 {
+            let e = &self.body["error"];
+            assert!(
+                e["code"].is_string() && e["message"].is_string() && e["details"].is_object(),
+                "not an error envelope: {}",
+                self.body
+            );
+        }
+        &self.body
+    }
+
+    /// Asserts an error status and code; returns the message.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) -> String {
+        self.expect(status);
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        self.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Stack {
+    /// New resources with unique names, state over them, and a bootstrapped admin.
+    pub async fn new() -> Stack {
+        let sdk = emulator_sdk().await;
+        let prefix = format!("t{}", ulid::Ulid::new().to_string().to_lowercase());
+        let names = ResourceNames::with_prefix(&prefix);
+        let provisioned = callplane::resources::ensure(&sdk, &names)
+            .await
+            .expect("creating test resources");
+        let secret = "test-secret-test-secret-test-secret!".to_owned();
+        let (table, bucket) = (names.table.clone(), names.bucket.clone());
+        let config = Config::from_lookup(move |k| match k {
+            "TABLE_NAME" => Some(table.clone()),
+            "BUCKET_NAME" => Some(bucket.clone()),
+            "JWT_SECRET" => Some(secret.clone()),
+            "CALLPLANE_APP_URL" => Some("http://app.test".into()),
+            _ => None,
+        })
+        .expect("test config");
+        let round_trips = RoundTrips::default();
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(round_trips.clone())
+                .build(),
+        );
+        let app: AppState = Arc::new(App::with_dynamo(config, &sdk, dynamo));
+        let stack = Stack {
+            auth: auth::router(app.clone()),
+            establishments: establishments::router(app.clone()),
+            app,
+            names,
+            provisioned,
+            round_trips,
+            sdk,
+        };
+        let email = callplane::domain::Email::parse(ADMIN_EMAIL).expect("admin email");
+        let password = callplane::auth::Password::parse(ADMIN_PASSWORD).expect("admin password");
+        callplane::service::auth::bootstrap_admin(&stack.app, email, password)
+            .await
+            .expect("bootstrap admin");
+        stack
+    }
+
+    /// Sends a request to the function that serves `path` (as `[workspace.metadata.lambda.watch.router]` maps it).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&v).expect("json"))
+            }
+            None => Body::empty(),
+        };
+        self.send_raw(req.body(body).expect("request")).await
+    }
+
+    /// Sends a prepared request.
+    pub async fn send_raw(&self, req: Request<Body>) -> Reply {
+        let path = req.uri().path();
+        let router = if path.starts_with("/auth/") || path == "/me" {
+            &self.auth
+        } else {
+            &self.establishments
+        };
+        let response = router.clone().oneshot(req).await.expect("infallible");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
+        };
+        Reply { status, body }
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::GET, path, Some(token), None).await
+    }
+
+    /// POST JSON with a token.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// PATCH JSON with a token.
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// `POST /establishments/{est}/users` (an invitation) as `token`.
+    pub async fn invite(&self, token: &str, est: &str, body: Value) -> Reply {
+        self.post(&format!("/establishments/{est}/users"), token, body)
+            .await
+    }
+
+    /// `POST /auth/accept-invitation` (no token: the invitee has none yet).
+    pub async fn accept(&self, body: Value) -> Reply {
+        self.send(Method::POST, "/auth/accept-invitation", None, Some(body))
+            .await
+    }
+
+    /// Logs in; panics unless it works. Returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let reply = self
+            .send(
+                Method::POST,
+                "/auth/login",
+                None,
+                Some(json!({ "email": email, "password": password })),
+            )
+            .await;
+        reply.expect(200)["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// The bootstrap admin's token.
+    pub async fn admin(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Creates an establishment as `token`; returns its id.
+    pub async fn establishment(&self, token: &str, name: &str) -> String {
+        let reply = self
+            .post(
+                "/establishments",
+                token,
+                json!({ "name": name, "timezone": "America/Sao_Paulo", "locale": "pt-BR" }),
+            )
+            .await;
+        reply.expect(201)["id"].as_str().expect("id").to_owned()
+    }
+
+    /// The newest mail in the outbox addressed to `to`.
+    pub async fn last_mail(&self, to: &str) -> Option<Value> {
+        let keys = self
+            .app
+            .blobs
+            .list(callplane::mail::OUTBOX_PREFIX)
+            .await
+            .expect("list outbox");
+        for key in keys.iter().rev() {
+            let bytes = self.app.blobs.get(key).await.expect("read mail")?;
+            let mail: Value = serde_json::from_slice(&bytes).expect("mail json");
+            if mail["to"] == to {
+                return Some(mail);
+            }
+        }
+        None
+    }
+
+    /// The token in the newest mail to `to`.
+    pub async fn mailed_token(&self, to: &str) -> String {
+        let mail = self
+            .last_mail(to)
+            .await
+            .unwrap_or_else(|| panic!("no mail to {to} in the outbox"));
+        let text = mail["text"].as_str().expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("Token: "))
+            .expect("token line")
+            .trim()
+            .to_owned()
+    }
+
+    /// Invites `email` as `role` into `est` and accepts; returns the new member's token.
+    pub async fn member(&self, admin: &str, est: &str, email: &str, role: &str) -> String {
+        self.invite(admin, est, json!({ "email": email, "role": role }))
+            .await
+            .expect(201);
+        let token = self.mailed_token(email).await;
+        let body = json!({ "token": token, "password": USER_PASSWORD, "display_name": "Member" });
+        let reply = self.accept(body).await;
+        reply.expect(200)["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+}

@@ -1,0 +1,11 @@
+//! End-to-end API tests: the functions' routers in-process, the store in the emulator.
+//! One binary (each links the AWS SDK; one link is much cheaper than many).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod bad_input;
+mod concurrency;
+mod m0_acceptance;
+mod resources;
+mod sessions;
+mod tenancy;

@@ -1,0 +1,152 @@
+//! The map stays true: the router table (`Cargo.toml`), the SAM template and the functions'
+//! routers agree on every route; the resource definition the tests and `make dev` use agrees
+//! with the template; queues have working dead-letter redrive.
+
+use callplane::resources::{GSIS, QUEUES};
+use callplane_tests::Stack;
+use http::Method;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `(path, function)` pairs of `[workspace.metadata.lambda.watch.router]`.
+fn router_table() -> Vec<(String, String)> {
+    let manifest = read("Cargo.toml");
+    let section = manifest
+        .split("[workspace.metadata.lambda.watch.router]")
+        .nth(1)
+        .expect("router table in Cargo.toml");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| {
+            let (path, function) = l.split_once(" = ")?;
+            Some((
+                path.trim().trim_matches('"').to_owned(),
+                function.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn every_routed_path_is_in_the_sam_template_and_every_template_path_is_routed() {
+    // GIVEN the router table and the template
+    let table = router_table();
+    let template = read("infra/template.yaml");
+    let template_paths: std::collections::BTreeSet<String> = template
+        .split("Path: ")
+        .skip(1)
+        .map(|rest| {
+            rest.split([',', '\n'])
+                .next()
+                .unwrap()
+                .trim()
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect();
+    let table_paths: std::collections::BTreeSet<String> =
+        table.iter().map(|(p, _)| p.clone()).collect();
+    // THEN they list the same paths
+    assert_eq!(table_paths, template_paths);
+    // AND each function named in the table is a function in the template
+    for (_, function) in &table {
+        assert!(
+            template.contains(&format!("Binary: {function}")),
+            "{function} missing from the template"
+        );
+    }
+}
+
+#[test]
+fn the_template_declares_the_table_and_queues_the_code_creates() {
+    let template = read("infra/template.yaml");
+    for (index, pk, sk) in GSIS {
+        assert!(template.contains(&format!("IndexName: {index}")), "{index}");
+        assert!(
+            template.contains(&format!("AttributeName: {pk}, KeyType: HASH")),
+            "{pk}"
+        );
+        assert!(
+            template.contains(&format!("AttributeName: {sk}, KeyType: RANGE")),
+            "{sk}"
+        );
+    }
+    assert!(template.contains(&format!(
+        "AttributeName: {}\n        Enabled: true",
+        callplane::store::keys::TTL
+    )));
+    for (queue, max_receives) in QUEUES {
+        let logical: String = queue
+            .split('-')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        assert!(
+            template.contains(&format!("  {logical}Queue:")),
+            "{logical}Queue"
+        );
+        assert!(template.contains(&format!("deadLetterTargetArn: !GetAtt {logical}Dlq.Arn\n        maxReceiveCount: {max_receives}")), "{logical}Dlq");
+    }
+}
+
+#[tokio::test]
+async fn every_routed_path_reaches_a_handler_of_its_function() {
+    // GIVEN a stack
+    let stack = Stack::new().await;
+    let token = stack.admin().await;
+    for (path, function) in router_table() {
+        let concrete = path
+            .replace("{id}", &callplane::ids::EstablishmentId::new().to_string())
+            .replace("{user_id}", &callplane::ids::UserId::new().to_string());
+        // WHEN the path is requested (with a method it may not serve)
+        let reply = stack.send(Method::GET, &concrete, Some(&token), None).await;
+        // THEN the function knows the route: never the "route not found" fallback
+        let unknown_route =
+            reply.status == 404 && reply.body["error"]["message"] == "route not found";
+        assert!(
+            !unknown_route,
+            "{path} is not served by {function}: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn queues_deliver_and_have_dead_letter_queues() {
+    // GIVEN the summary queue of a fresh stack
+    let stack = Stack::new().await;
+    let url = stack.provisioned.queue_urls["summary-jobs"].clone();
+    let sqs = aws_sdk_sqs_client(&stack).await;
+    let queue = callplane::queues::Queue::new(sqs.clone(), &url);
+    // WHEN a job is sent
+    let id = queue
+        .send(&serde_json::json!({ "call_id": "call_x" }))
+        .await
+        .unwrap();
+    // THEN it is received intact and can be deleted
+    let received = queue.receive(10, 1).await.unwrap();
+    assert_eq!(received.len(), 1, "{id}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&received[0].1).unwrap()["call_id"],
+        "call_x"
+    );
+    queue.delete(&received[0].0).await.unwrap();
+    // AND the queue redrives to its dead-letter queue
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap();
+    let policy =
+        attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy].clone();
+    assert!(policy.contains("summary-jobs-dlq"), "{policy}");
+}
+
+async fn aws_sdk_sqs_client(stack: &Stack) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&stack.sdk)
+}
