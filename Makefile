@@ -1,0 +1,19 @@
+# The two commands of the README, and the benchmarks. Everything they need is installed by
+# scripts/lib.sh into .venv (moto, cfn-lint, cargo-lambda).
+.PHONY: dev test bench fmt lint
+
+dev:   ## install what is missing, start the emulator, create resources, bootstrap the admin, serve the API
+	@scripts/dev.sh
+
+test:  ## start a private emulator, lint the SAM template, run every test in the workspace
+	@scripts/test.sh
+
+bench: ## binary sizes, cold starts, DynamoDB round trips per operation
+	@scripts/bench.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make dev`: from a fresh clone, installs what is missing, starts the emulator, creates the
+# resources, bootstraps the admin and serves every function on one port with
+# `cargo lambda watch`. Ctrl-C stops everything it started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+EMULATOR_PORT=${CALLPLANE_EMULATOR_PORT:-4566}
+API_PORT=${CALLPLANE_PORT:-9000}
+PREFIX=${CALLPLANE_RESOURCE_PREFIX:-callplane-local}
+
+ensure_venv
+mkdir -p .local
+if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',$EMULATOR_PORT))!=0)"; then
+  log "port $EMULATOR_PORT is in use: stop what runs there or set CALLPLANE_EMULATOR_PORT"
+  exit 1
+fi
+log "starting the emulator on 127.0.0.1:$EMULATOR_PORT (log: .local/moto-dev.log)"
+start_emulator "$EMULATOR_PORT" .local/moto-dev.log
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT INT TERM
+emulator_env "$EMULATOR_PORT"
+
+log "building the admin tool"
+cargo build -q -p callplane --bin callplane-admin
+ADMIN_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/callplane-admin"
+log "creating the table, bucket and queues ($PREFIX-*)"
+eval "$(while IFS= read -r line; do printf 'export %q\n' "$line"; done < <("$ADMIN_BIN" create-resources "$PREFIX"))"
+
+export JWT_SECRET=${JWT_SECRET:-local-development-secret-change-me-0123456789}
+export MAIL_TRANSPORT=outbox
+export CALLPLANE_APP_URL=${CALLPLANE_APP_URL:-http://localhost:5173}
+export CALLPLANE_ADMIN_EMAIL=${CALLPLANE_ADMIN_EMAIL:-admin@callplane.local}
+export CALLPLANE_ADMIN_PASSWORD=${CALLPLANE_ADMIN_PASSWORD:-callplane-admin-password}
+export RUST_LOG=${RUST_LOG:-info}
+"$ADMIN_BIN" bootstrap-admin
+
+cat <<INFO
+
+  API           http://127.0.0.1:$API_PORT   (e.g. POST /auth/login)
+  Admin         $CALLPLANE_ADMIN_EMAIL / $CALLPLANE_ADMIN_PASSWORD
+  Outbox        s3://$BUCKET_NAME/outbox/  — list: curl '$AWS_ENDPOINT_URL/$BUCKET_NAME?list-type=2&prefix=outbox/'
+                (each mail is also logged by the function that sent it)
+  Emulator      $AWS_ENDPOINT_URL  (in memory: state is gone when this stops)
+  Stop          Ctrl-C
+
+INFO
+log "serving the API with cargo lambda watch (functions compile on first request)"
+"$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT"
