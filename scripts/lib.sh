@@ -44,10 +44,11 @@ sys.exit(1)
 PY
 }
 
-# Starts moto_server on 127.0.0.1:$1, logging to $2; sets MOTO_PID.
+# Starts the emulator (moto, DynamoDB serialised: see emulator.py) on 127.0.0.1:$1, logging to
+# $2; sets MOTO_PID.
 start_emulator() {
   local port=$1 logfile=$2
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$logfile" 2>&1 &
+  "$VENV/bin/python" "$ROOT/scripts/emulator.py" 127.0.0.1 "$port" >"$logfile" 2>&1 &
   MOTO_PID=$!
   if ! wait_http "$port" 30; then
     log "the emulator did not start on port $port; its log:"
