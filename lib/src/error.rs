@@ -21,9 +21,21 @@ pub enum Error {
     /// The resource does not exist *for this caller* (foreign tenants' resources included).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A resource a request field names does not exist for this caller; `field` names it.
+    #[error("{field}: {message}")]
+    NotFoundField {
+        field: &'static str,
+        message: String,
+    },
     /// The request conflicts with current state (uniqueness, a lost race, a used token).
     #[error("{0}")]
     Conflict(String),
+    /// A request field conflicts with current state; `field` names it.
+    #[error("{field}: {message}")]
+    ConflictField {
+        field: &'static str,
+        message: String,
+    },
     /// The body is larger than the API accepts.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -48,6 +60,14 @@ impl Error {
         }
     }
 
+    /// A conflict with current state caused by the value of `field`.
+    pub fn conflict_on(field: &'static str, message: impl Into<String>) -> Self {
+        Error::ConflictField {
+            field,
+            message: message.into(),
+        }
+    }
+
     /// Wraps any error as an internal failure.
     pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Internal(err.into())
@@ -59,8 +79,10 @@ impl Error {
             Error::Validation { .. } => (StatusCode::BAD_REQUEST, "validation_failed"),
             Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::NotFound(_) | Error::NotFoundField { .. } => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
+            Error::Conflict(_) | Error::ConflictField { .. } => (StatusCode::CONFLICT, "conflict"),
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -92,6 +114,9 @@ impl IntoResponse for Error {
         let (status, code) = self.code();
         let details = match &self {
             Error::Validation { details, .. } => details.clone(),
+            Error::NotFoundField { field, .. } | Error::ConflictField { field, .. } => {
+                json!({ "field": field })
+            }
             Error::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             _ => json!({}),
         };

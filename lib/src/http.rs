@@ -22,40 +22,68 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Error> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
-            let mime = ct.split(';').next().unwrap_or_default().trim();
-            if !(mime == "application/json" || mime.ends_with("+json")) {
-                return Err(Error::UnsupportedMediaType(format!(
-                    "expected an application/json body, got `{mime}`"
-                )));
-            }
-        }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-            return Err(Error::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
-        // The body is already in memory (Lambda buffers it): the only failure is the limit.
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| Error::PayloadTooLarge {
-                limit: MAX_BODY_BYTES,
-            })?;
-        // Every body this API takes is an object; serde would otherwise build a struct from an array.
-        if bytes
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .is_some_and(|b| *b != b'{')
-        {
-            return Err(Error::invalid("body", "must be a JSON object"));
-        }
+        let bytes = json_body(req).await?;
+        object_only(&bytes)?;
         parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON body that may be left out: an empty body is `T::default()` (for actions such as
+/// publish whose options are all optional); a non-empty one is checked as [`ApiJson`] checks it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Error> {
+        let bytes = json_body(req).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        object_only(&bytes)?;
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+/// The body of a request that claims (or does not deny) to be JSON, within the size limit.
+async fn json_body(req: Request) -> Result<axum::body::Bytes, Error> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default().to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or_default().trim();
+        if !(mime == "application/json" || mime.ends_with("+json")) {
+            return Err(Error::UnsupportedMediaType(format!(
+                "expected an application/json body, got `{mime}`"
+            )));
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(Error::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    // The body is already in memory (Lambda buffers it): the only failure is the limit.
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| Error::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        })
+}
+
+/// Every body this API takes is an object; serde would otherwise build a struct from an array.
+fn object_only(bytes: &[u8]) -> Result<(), Error> {
+    if bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b != b'{')
+    {
+        return Err(Error::invalid("body", "must be a JSON object"));
+    }
+    Ok(())
 }
 
 /// Parses a JSON document, naming the failing field path in the error.

@@ -12,6 +12,18 @@ pub struct IdError {
     prefix: &'static str,
 }
 
+/// A ULID greater than every one this process made before, even within one millisecond, so
+/// ids made one after another (audit entries, versions) sort in the order they were made.
+fn next_ulid() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> =
+        std::sync::Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Overflow needs 2^80 ids in one millisecond; fall back to a fresh random one.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -23,10 +35,10 @@ macro_rules! id_type {
             /// The prefix every id of this kind starts with.
             pub const PREFIX: &'static str = $prefix;
 
-            /// A fresh id, sortable by creation time.
+            /// A fresh id, sortable by creation time (strictly increasing within a process).
             #[allow(clippy::new_without_default)]
             pub fn new() -> Self {
-                Self(format!("{}{}", $prefix, ulid::Ulid::new()))
+                Self(format!("{}{}", $prefix, next_ulid()))
             }
 
             /// Accepts exactly `prefix + 26-character ULID`.
@@ -64,6 +76,14 @@ id_type!(/// A user account.
     UserId, "usr_");
 id_type!(/// A pending invitation to join an establishment.
     InvitationId, "inv_");
+id_type!(/// An AI agent of an establishment.
+    AgentId, "agt_");
+id_type!(/// One version of an agent's brain (prompt, model, tools, policies).
+    AgentVersionId, "agv_");
+id_type!(/// A phone number routed to an agent.
+    PhoneNumberId, "pn_");
+id_type!(/// An audit-log entry.
+    AuditId, "aud_");
 
 #[cfg(test)]
 mod tests {

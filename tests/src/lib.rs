@@ -64,8 +64,39 @@ pub struct Stack {
     pub provisioned: Provisioned,
     pub round_trips: RoundTrips,
     pub sdk: aws_config::SdkConfig,
-    auth: axum::Router,
-    establishments: axum::Router,
+    /// `(path pattern, router of the function that serves it)`, from the router table.
+    routes: Vec<(String, axum::Router)>,
+}
+
+/// `(path, function)` pairs of `[workspace.metadata.lambda.watch.router]` in the workspace
+/// `Cargo.toml`: the map `cargo lambda watch` and these tests route by.
+pub fn router_table() -> Vec<(String, String)> {
+    let path = format!("{}/../Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let section = manifest
+        .split("[workspace.metadata.lambda.watch.router]")
+        .nth(1)
+        .expect("router table in Cargo.toml");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| {
+            let (path, function) = l.split_once(" = ")?;
+            Some((
+                path.trim().trim_matches('"').to_owned(),
+                function.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Whether `path` matches a router-table pattern (`{name}` matches one segment).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (p, q): (Vec<_>, Vec<_>) = (pattern.split('/').collect(), path.split('/').collect());
+    p.len() == q.len()
+        && p.iter()
+            .zip(&q)
+            .all(|(p, q)| (p.starts_with('{') && !q.is_empty()) || p == q)
 }
 
 /// SDK configuration for the emulator.
@@ -160,9 +191,20 @@ impl Stack {
                 .build(),
         );
         let app: AppState = Arc::new(App::with_dynamo(config, &sdk, dynamo));
+        let routes = router_table()
+            .into_iter()
+            .map(|(path, function)| {
+                let router = match function.as_str() {
+                    "auth" => auth::router(app.clone()),
+                    "establishments" => establishments::router(app.clone()),
+                    "agents" => agents::router(app.clone()),
+                    other => panic!("the test harness does not know function {other}"),
+                };
+                (path, router)
+            })
+            .collect();
         let stack = Stack {
-            auth: auth::router(app.clone()),
-            establishments: establishments::router(app.clone()),
+            routes,
             app,
             names,
             provisioned,
@@ -202,11 +244,11 @@ impl Stack {
     /// Sends a prepared request.
     pub async fn send_raw(&self, req: Request<Body>) -> Reply {
         let path = req.uri().path();
-        let router = if path.starts_with("/auth/") || path == "/me" {
-            &self.auth
-        } else {
-            &self.establishments
-        };
+        let router = self
+            .routes
+            .iter()
+            .find(|(pattern, _)| path_matches(pattern, path))
+            .map_or(&self.routes[0].1, |(_, router)| router);
         let response = router.clone().oneshot(req).await.expect("infallible");
         let status = response.status();
         let bytes = response
@@ -330,4 +372,58 @@ impl Stack {
             .expect("access_token")
             .to_owned()
     }
+
+    /// Creates an agent in `est` as `token`; returns its id.
+    pub async fn agent(&self, token: &str, est: &str, name: &str) -> String {
+        let reply = self
+            .post(
+                &format!("/establishments/{est}/agents"),
+                token,
+                json!({ "name": name, "description": "Concierge and support agent" }),
+            )
+            .await;
+        reply.expect(201)["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Creates a draft of `agent` with [`brain`]`(prompt)`; returns its id.
+    pub async fn draft(&self, token: &str, agent: &str, prompt: &str) -> String {
+        let reply = self
+            .post(&format!("/agents/{agent}/versions"), token, brain(prompt))
+            .await;
+        reply.expect(201)["id"].as_str().expect("id").to_owned()
+    }
+
+    /// `POST /agents/{agent}/versions/{version}/{action}` (publish or rollback), no body.
+    pub async fn activate(&self, token: &str, agent: &str, version: &str, action: &str) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/agents/{agent}/versions/{version}/{action}"),
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// Registers `e164` in `est` routed to `agent`.
+    pub async fn number(&self, token: &str, est: &str, e164: &str, agent: &str) -> Reply {
+        self.post(
+            &format!("/establishments/{est}/phone-numbers"),
+            token,
+            json!({ "provider": "twilio", "e164": e164, "routing_agent_id": agent }),
+        )
+        .await
+    }
+}
+
+/// A valid version body (Appendix A.3) with `prompt`.
+pub fn brain(prompt: &str) -> Value {
+    json!({
+        "prompt": prompt,
+        "model": { "provider": "openai", "model": "gpt-4.1-mini", "temperature": 0.7, "max_tokens": 1024 },
+        "tools": {
+            "email": { "enabled": true },
+            "calendar": { "enabled": true },
+            "whatsapp_messaging": { "enabled": false }
+        }
+    })
 }

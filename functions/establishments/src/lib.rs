@@ -1,5 +1,5 @@
 //! The `establishments` function: establishments, their telephony policy, and their people
-//! (members, invitations, roles). Each handler extracts, calls one `callplane::service`
+//! (members, invitations, roles), and its audit log. Each handler extracts, calls one `callplane::service`
 //! function, and answers.
 
 use axum::extract::State;
@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use callplane::auth::Principal;
 use callplane::http::{ApiJson, ListParams, Path, Query, finish};
 use callplane::ids::{EstablishmentId, UserId};
+use callplane::service::audit::{self, AuditView};
 use callplane::service::establishments::{self as est, EstablishmentSummary, TelephonyView};
 use callplane::service::{EstablishmentView, members};
 use callplane::store::Page;
@@ -29,7 +30,8 @@ pub fn router(state: AppState) -> Router {
             "/establishments/{id}/users/{user_id}",
             delete(remove_member),
         )
-        .route("/users/{user_id}", patch(change_role));
+        .route("/users/{user_id}", patch(change_role))
+        .route("/establishments/{id}/audit-log", get(audit_log));
     finish(routes, state)
 }
 
@@ -126,4 +128,13 @@ async fn change_role(
     members::change_role(&app, &caller, &user, req)
         .await
         .map(Json)
+}
+
+async fn audit_log(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<AuditView>>> {
+    audit::list(&app, &caller, &id, params).await.map(Json)
 }

@@ -1,12 +1,17 @@
 //! Typed domain values. Each is built by `parse` (or serde, which calls `parse`), so a value
 //! that exists is valid; nothing past the HTTP edge handles raw strings.
 
+mod agent;
 mod email;
 mod establishment;
 mod phone;
 mod role;
 mod telephony;
 
+pub use agent::{
+    AgentStatus, Brain, BrainPolicies, MaxTokens, ModelName, ModelParams, NumberProvider,
+    PolicyText, Prompt, Temperature, Tool, ToolSetting, VersionStatus,
+};
 pub use email::Email;
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use phone::E164;

@@ -3,11 +3,13 @@
 use super::EstablishmentView;
 use crate::app::App;
 use crate::auth::Principal;
-use crate::domain::{BusinessHours, E164, Locale, Name, Role, TelephonyPolicy, TimeZone, nullable};
+use crate::domain::{
+    BusinessHours, E164, Locale, Name, NumberProvider, Role, TelephonyPolicy, TimeZone, nullable,
+};
 use crate::error::{Error, Result};
 use crate::http::ListParams;
-use crate::ids::EstablishmentId;
-use crate::store::records::EstablishmentRecord;
+use crate::ids::{AgentId, EstablishmentId, PhoneNumberId};
+use crate::store::records::{EstablishmentRecord, PhoneRecord};
 use crate::store::{EstablishmentPatch, Page};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -51,12 +53,14 @@ pub struct EstablishmentSummary {
     pub locale: String,
 }
 
-/// An inbound number routed to an agent (filled in by the phone-number registry).
+/// An inbound number routed to an agent (Appendix A.2, plus its id and enabled flag).
 #[derive(Debug, Serialize)]
 pub struct InboundNumber {
-    pub provider: String,
+    pub id: PhoneNumberId,
+    pub provider: NumberProvider,
     pub e164: E164,
-    pub routing_agent_id: String,
+    pub routing_agent_id: AgentId,
+    pub enabled: bool,
 }
 
 /// `GET /establishments/{id}/telephony` (Appendix A.2).
@@ -188,7 +192,8 @@ pub async fn telephony(
         .await?
         .require(Role::Viewer)?;
     let est = app.store.establishment_required(id).await?;
-    Ok(telephony_view(est))
+    let numbers = app.store.all_phones_of(id).await?;
+    Ok(telephony_view(est, numbers))
 }
 
 /// Changes the telephony policy (admins); only the fields given change.
@@ -238,15 +243,24 @@ pub async fn update_telephony(
         .session(principal, Some(id))
         .await?
         .require(Role::Admin)?;
-    Ok(telephony_view(
-        app.store.update_establishment(id, patch).await?,
-    ))
+    let est = app.store.update_establishment(id, patch).await?;
+    let numbers = app.store.all_phones_of(id).await?;
+    Ok(telephony_view(est, numbers))
 }
 
-fn telephony_view(est: EstablishmentRecord) -> TelephonyView {
+fn telephony_view(est: EstablishmentRecord, numbers: Vec<PhoneRecord>) -> TelephonyView {
     TelephonyView {
         establishment_id: est.id,
-        inbound_numbers: Vec::new(),
+        inbound_numbers: numbers
+            .into_iter()
+            .map(|p| InboundNumber {
+                id: p.id,
+                provider: p.provider,
+                e164: p.e164,
+                routing_agent_id: p.routing_agent_id,
+                enabled: p.enabled,
+            })
+            .collect(),
         policy: est.telephony,
     }
 }

@@ -135,13 +135,14 @@ pub async fn change_role(
     user: &UserId,
     req: ChangeRoleRequest,
 ) -> Result<MemberView> {
-    app.store
+    let session = app
+        .store
         .session(principal, Some(&req.establishment_id))
-        .await?
-        .require(Role::Admin)?;
+        .await?;
+    session.require(Role::Admin)?;
     let m = app
         .store
-        .change_role(&req.establishment_id, user, req.role)
+        .change_role(&req.establishment_id, user, req.role, &session.user)
         .await?;
     Ok(MemberView {
         user_id: m.user_id,
@@ -160,9 +161,7 @@ pub async fn remove(
     est: &EstablishmentId,
     user: &UserId,
 ) -> Result<()> {
-    app.store
-        .session(principal, Some(est))
-        .await?
-        .require(Role::Admin)?;
-    app.store.remove_member(est, user).await
+    let session = app.store.session(principal, Some(est)).await?;
+    session.require(Role::Admin)?;
+    app.store.remove_member(est, user, &session.user).await
 }

@@ -1,9 +1,12 @@
 //! What the API does, one function per route: each takes the state, the verified caller and
 //! typed input, checks access, and returns the response body. Handlers call exactly one of these.
 
+pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod establishments;
 pub mod members;
+pub mod phone_numbers;
 
 use crate::ids::EstablishmentId;
 use crate::store::records::EstablishmentRecord;

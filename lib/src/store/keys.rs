@@ -1,8 +1,8 @@
 //! Every DynamoDB key string is built here and nowhere else. The table is one table with
 //! `pk`/`sk`; see docs/data-model.md for the access pattern behind each key.
 
-use crate::domain::Email;
-use crate::ids::{EstablishmentId, UserId};
+use crate::domain::{E164, Email};
+use crate::ids::{AgentId, AgentVersionId, EstablishmentId, PhoneNumberId, UserId};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -12,6 +12,12 @@ pub const PK: &str = "pk";
 pub const SK: &str = "sk";
 /// TTL attribute name (epoch seconds).
 pub const TTL: &str = "expires_at";
+/// Partition-key attribute of the `gsi1` index.
+pub const GSI1PK: &str = "gsi1pk";
+/// Sort-key attribute of the `gsi1` index.
+pub const GSI1SK: &str = "gsi1sk";
+/// The `gsi1` index.
+pub const GSI1: &str = "gsi1";
 
 /// A primary key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,4 +105,61 @@ pub fn reset_token(hash: &str) -> Key {
 /// A revoked access token: `JTI#{jti}` / `REVOKED`, kept until the token would expire.
 pub fn revoked_token(jti: &str) -> Key {
     Key::new(format!("JTI#{jti}"), "REVOKED")
+}
+
+/// Agent by id: `AGENT#{agt}` / `AGENT`.
+pub fn agent(agt: &AgentId) -> Key {
+    Key::new(agent_partition(agt), "AGENT")
+}
+
+/// Partition of an agent: the agent, its versions and its deployment history.
+pub fn agent_partition(agt: &AgentId) -> String {
+    format!("AGENT#{agt}")
+}
+
+/// `gsi1` partition listing an establishment's agents (sort key: the agent id, so creation order).
+pub fn agents_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#AGENTS")
+}
+
+/// Sort-key prefix of version items.
+pub const VERSION_PREFIX: &str = "VER#";
+
+/// A version of an agent: `AGENT#{agt}` / `VER#{agv}` (version ids sort by creation time).
+pub fn agent_version(agt: &AgentId, agv: &AgentVersionId) -> Key {
+    Key::new(agent_partition(agt), format!("{VERSION_PREFIX}{agv}"))
+}
+
+/// Sort-key prefix of deployment items.
+pub const DEPLOYMENT_PREFIX: &str = "DEPLOY#";
+
+/// The `seq`-th activation of a version of an agent: `AGENT#{agt}` / `DEPLOY#{seq:08}`.
+pub fn deployment(agt: &AgentId, seq: u32) -> Key {
+    Key::new(agent_partition(agt), format!("{DEPLOYMENT_PREFIX}{seq:08}"))
+}
+
+/// A routed phone number, unique across tenants; what an inbound call resolves in one read:
+/// `PHONE#{e164}` / `PHONE`.
+pub fn phone(e164: &E164) -> Key {
+    Key::new(format!("PHONE#{e164}"), "PHONE")
+}
+
+/// A phone number by its id (the API's handle) → its E.164: `PHONEID#{pn}` / `PHONEID`.
+pub fn phone_id(pn: &PhoneNumberId) -> Key {
+    Key::new(format!("PHONEID#{pn}"), "PHONEID")
+}
+
+/// `gsi1` partition listing an establishment's numbers (sort key: the E.164).
+pub fn phones_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#PHONES")
+}
+
+/// Partition of an establishment's audit log; sort keys are audit ids (time-ordered ULIDs).
+pub fn audit_partition(est: &EstablishmentId) -> String {
+    format!("AUDIT#{est}")
+}
+
+/// An audit entry: `AUDIT#{est}` / `{aud}`.
+pub fn audit(est: &EstablishmentId, id: &crate::ids::AuditId) -> Key {
+    Key::new(audit_partition(est), id.as_str())
 }

@@ -2,13 +2,16 @@
 //! one account per email, even under concurrent acceptances), role changes and removals that
 //! never leave an establishment without an admin.
 
-use super::records::{InviteRecord, InviteTokenRecord, LoginRecord, MemberRecord, UserRecord};
+use super::records::{
+    AuditRecord, InviteRecord, InviteTokenRecord, LoginRecord, MemberRecord, UserRecord,
+};
 use super::{Item, Page, Store, TxError, keys, n, s};
 use crate::domain::{Email, Role};
 use crate::error::{Error, Result};
 use crate::ids::{EstablishmentId, UserId};
 use crate::time::Timestamp;
 use serde::Serialize;
+use serde_json::json;
 use std::collections::HashMap;
 
 /// One row of an establishment's people list: a member or a pending invitation.
@@ -246,6 +249,7 @@ impl Store {
         est: &EstablishmentId,
         user: &UserId,
         role: Role,
+        actor: &UserRecord,
     ) -> Result<MemberRecord> {
         let mut member = self
             .member(est, user)
@@ -276,6 +280,14 @@ impl Store {
                 values,
             )?,
             self.admin_count_change(est, delta)?,
+            self.audit_item(&AuditRecord::new(
+                est,
+                actor,
+                "member.role_changed",
+                ("user", user.as_str()),
+                json!({ "role": member.role }),
+                json!({ "role": role }),
+            ))?,
         ];
         self.transact(items).await.map_err(membership_tx_error)?;
         member.role = role;
@@ -283,7 +295,12 @@ impl Store {
     }
 
     /// Removes a member; refuses to remove the last admin.
-    pub async fn remove_member(&self, est: &EstablishmentId, user: &UserId) -> Result<()> {
+    pub async fn remove_member(
+        &self,
+        est: &EstablishmentId,
+        user: &UserId,
+        actor: &UserRecord,
+    ) -> Result<()> {
         let member = self
             .member(est, user)
             .await?
@@ -300,6 +317,14 @@ impl Store {
             )?,
             self.delete(&keys::membership(user, est), condition, names, values)?,
             self.admin_count_change(est, -i64::from(member.role == Role::Admin))?,
+            self.audit_item(&AuditRecord::new(
+                est,
+                actor,
+                "member.removed",
+                ("user", user.as_str()),
+                json!({ "email": member.email, "role": member.role }),
+                serde_json::Value::Null,
+            ))?,
         ];
         self.transact(items).await.map_err(membership_tx_error)
     }

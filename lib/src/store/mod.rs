@@ -3,16 +3,21 @@
 //! grouped by aggregate in the submodules; this module owns the generic plumbing.
 
 mod access;
+mod agents;
+mod audit;
 pub mod cursor;
 mod establishments;
 pub mod keys;
 pub mod members;
+mod phones;
 pub mod records;
 mod users;
 
 pub use access::Session;
+pub use agents::{Activation, ActivationError, AgentPatch, MAX_NUMBERS_PER_AGENT};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
+pub use phones::{Route, RoutingError};
 
 use crate::error::{Error, Result};
 use aws_sdk_dynamodb::Client;
@@ -270,20 +275,90 @@ impl Store {
         limit: i32,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
-        let out = self
+        let q = ListQuery::table(pk).between(from, to);
+        self.query_page(&q, limit, start).await
+    }
+
+    /// One Query page as `q` describes it.
+    pub(crate) async fn query_page(
+        &self,
+        q: &ListQuery<'_>,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let (pk_name, sk_name) = match q.index {
+            Some(_) => (keys::GSI1PK, keys::GSI1SK),
+            None => (keys::PK, keys::SK),
+        };
+        let mut req = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
-            .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
+            .set_index_name(q.index.map(str::to_owned))
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", AttributeValue::S(q.pk.to_owned()))
             .limit(limit)
+            .scan_index_forward(q.forward)
             .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await?;
+            // Global secondary indexes cannot be read consistently.
+            .consistent_read(q.index.is_none());
+        req = match q.range {
+            Some((from, to)) => req
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+                .expression_attribute_values(":to", AttributeValue::S(to.to_owned())),
+            None => req.key_condition_expression("#pk = :pk"),
+        };
+        let out = req.send().await?;
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+
+    /// A page of records for the API: decodes the client's cursor (bound to `q.name`), reads
+    /// one Query page, and encodes the next cursor.
+    pub(crate) async fn list_page<T: DeserializeOwned>(
+        &self,
+        q: &ListQuery<'_>,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>> {
+        let start = cursor
+            .map(|c| self.cursors.decode(&q.name, c))
+            .transpose()?;
+        let (items, next) = self.query_page(q, limit, start).await?;
+        Ok(Page {
+            items: items.into_iter().map(Self::record).collect::<Result<_>>()?,
+            cursor: next.map(|k| self.cursors.encode(&q.name, &k)).transpose()?,
+        })
+    }
+
+    /// One conditional PutItem outside a transaction; `Ok(false)` when the condition failed.
+    pub(crate) async fn put_if(
+        &self,
+        key: &Key,
+        record: &impl Serialize,
+        condition: &str,
+        values: Item,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(key, record)?))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every item of `pk` whose sort key starts with `prefix` (follows pages).
@@ -309,6 +384,55 @@ impl Store {
                 None => return Ok(items),
             }
         }
+    }
+}
+
+/// What a paged list reads: a partition of the table or of `gsi1`, optionally a sort-key
+/// range, in either direction. `name` binds cursors to this exact query.
+#[derive(Debug)]
+pub(crate) struct ListQuery<'a> {
+    name: String,
+    index: Option<&'static str>,
+    pk: &'a str,
+    range: Option<(&'a str, &'a str)>,
+    forward: bool,
+}
+
+impl<'a> ListQuery<'a> {
+    /// A partition of the table, oldest (lowest sort key) first.
+    pub(crate) fn table(pk: &'a str) -> Self {
+        Self {
+            name: format!("t:{pk}"),
+            index: None,
+            pk,
+            range: None,
+            forward: true,
+        }
+    }
+
+    /// A partition of `gsi1`, in index sort order.
+    pub(crate) fn gsi1(pk: &'a str) -> Self {
+        Self {
+            name: format!("g1:{pk}"),
+            index: Some(keys::GSI1),
+            pk,
+            range: None,
+            forward: true,
+        }
+    }
+
+    /// Only sort keys between `from` and `to` (inclusive).
+    pub(crate) fn between(mut self, from: &'a str, to: &'a str) -> Self {
+        self.name = format!("{}:{from}..{to}", self.name);
+        self.range = Some((from, to));
+        self
+    }
+
+    /// Newest (highest sort key) first.
+    pub(crate) fn newest_first(mut self) -> Self {
+        self.name.push_str(":desc");
+        self.forward = false;
+        self
     }
 }
 

@@ -1,9 +1,15 @@
 //! The shapes of stored items (without their keys, which `keys` builds).
 
-use crate::domain::{DisplayName, Email, Locale, Name, Role, TelephonyPolicy, TimeZone};
-use crate::ids::{EstablishmentId, InvitationId, UserId};
+use crate::domain::{
+    AgentStatus, Brain, DisplayName, E164, Email, Locale, Name, NumberProvider, Role,
+    TelephonyPolicy, TimeZone, VersionStatus,
+};
+use crate::ids::{
+    AgentId, AgentVersionId, AuditId, EstablishmentId, InvitationId, PhoneNumberId, UserId,
+};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// `EST#{est}` / `EST`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,4 +98,104 @@ pub struct ResetTokenRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RevokedRecord {
     pub expires_at: i64,
+}
+
+/// `AGENT#{agt}` / `AGENT`, listed through `gsi1` `EST#{est}#AGENTS`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: AgentId,
+    pub establishment_id: EstablishmentId,
+    pub name: Name,
+    pub description: Option<String>,
+    pub status: AgentStatus,
+    pub active_version_id: Option<AgentVersionId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// How many versions were created (the next is `v{version_count + 1}`).
+    pub version_count: u32,
+    /// How many activations (publish or rollback) happened: the next deployment's sequence.
+    pub deployment_count: u32,
+    /// The numbers routed to this agent (E.164 → number id). Kept in the transactions that
+    /// route numbers, so publish knows which number items carry the active version, and an
+    /// agent with numbers cannot be archived.
+    pub numbers: BTreeMap<String, PhoneNumberId>,
+    /// Bumped by every change to `active_version_id` or `numbers`; transactions that copy one
+    /// onto number items are conditional on it, so a number can never keep a stale version.
+    pub revision: u64,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+/// `AGENT#{agt}` / `VER#{agv}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub id: AgentVersionId,
+    pub agent_id: AgentId,
+    pub establishment_id: EstablishmentId,
+    /// 1, 2, … per agent.
+    pub number: u32,
+    pub name: Name,
+    pub status: VersionStatus,
+    pub brain: Brain,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When it was first published (set once; rollbacks keep it).
+    pub published_at: Option<Timestamp>,
+}
+
+/// `AGENT#{agt}` / `DEPLOY#{seq}`: one activation of a version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub sequence: u32,
+    pub agent_id: AgentId,
+    pub version_id: AgentVersionId,
+    pub previous_version_id: Option<AgentVersionId>,
+    /// `publish` or `rollback`.
+    pub action: String,
+    pub actor_user_id: UserId,
+    pub actor_email: Email,
+    pub at: Timestamp,
+}
+
+/// `PHONE#{e164}` / `PHONE`, listed through `gsi1` `EST#{est}#PHONES`. Carries everything an
+/// inbound call needs to be routed, so routing is one GetItem.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PhoneRecord {
+    pub id: PhoneNumberId,
+    pub e164: E164,
+    pub provider: NumberProvider,
+    pub establishment_id: EstablishmentId,
+    pub routing_agent_id: AgentId,
+    /// The routing agent's active version, copied here by publish, rollback and re-routing.
+    pub active_version_id: Option<AgentVersionId>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+/// `PHONEID#{pn}` / `PHONEID`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PhoneIdRecord {
+    pub e164: E164,
+    pub establishment_id: EstablishmentId,
+}
+
+/// `AUDIT#{est}` / `{aud}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: AuditId,
+    pub establishment_id: EstablishmentId,
+    pub actor_user_id: UserId,
+    pub actor_email: Email,
+    /// What happened, e.g. `agent_version.published`, `member.role_changed`.
+    pub action: String,
+    /// The kind of thing acted on (`agent`, `member`, `phone_number`, …) and its id.
+    pub target_type: String,
+    pub target_id: String,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub at: Timestamp,
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod agents;
 mod bad_input;
 mod concurrency;
 mod m0_acceptance;

@@ -3,32 +3,12 @@
 //! with the template; queues have working dead-letter redrive.
 
 use callplane::resources::{GSIS, QUEUES};
-use callplane_tests::Stack;
+use callplane_tests::{Stack, router_table};
 use http::Method;
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/../{path}", env!("CARGO_MANIFEST_DIR")))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// `(path, function)` pairs of `[workspace.metadata.lambda.watch.router]`.
-fn router_table() -> Vec<(String, String)> {
-    let manifest = read("Cargo.toml");
-    let section = manifest
-        .split("[workspace.metadata.lambda.watch.router]")
-        .nth(1)
-        .expect("router table in Cargo.toml");
-    section
-        .lines()
-        .take_while(|l| !l.starts_with('['))
-        .filter_map(|l| {
-            let (path, function) = l.split_once(" = ")?;
-            Some((
-                path.trim().trim_matches('"').to_owned(),
-                function.trim().trim_matches('"').to_owned(),
-            ))
-        })
-        .collect()
 }
 
 #[test]
@@ -100,7 +80,17 @@ async fn every_routed_path_reaches_a_handler_of_its_function() {
     for (path, function) in router_table() {
         let concrete = path
             .replace("{id}", &callplane::ids::EstablishmentId::new().to_string())
-            .replace("{user_id}", &callplane::ids::UserId::new().to_string());
+            .replace("{user_id}", &callplane::ids::UserId::new().to_string())
+            .replace("{agent_id}", &callplane::ids::AgentId::new().to_string())
+            .replace(
+                "{version_id}",
+                &callplane::ids::AgentVersionId::new().to_string(),
+            )
+            .replace(
+                "{phone_number_id}",
+                &callplane::ids::PhoneNumberId::new().to_string(),
+            );
+        assert!(!concrete.contains('{'), "no sample id for {path}");
         // WHEN the path is requested (with a method it may not serve)
         let reply = stack.send(Method::GET, &concrete, Some(&token), None).await;
         // THEN the function knows the route: never the "route not found" fallback

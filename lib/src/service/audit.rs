@@ -1,0 +1,75 @@
+//! The audit log of an establishment (admins only), newest first.
+
+use super::agents::{Actor, require_member};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::domain::Role;
+use crate::error::Result;
+use crate::http::ListParams;
+use crate::ids::{AuditId, EstablishmentId};
+use crate::store::Page;
+use crate::store::records::AuditRecord;
+use crate::time::Timestamp;
+use serde::Serialize;
+
+/// What was acted on.
+#[derive(Debug, Serialize)]
+pub struct Target {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+}
+
+/// One audit entry.
+#[derive(Debug, Serialize)]
+pub struct AuditView {
+    pub id: AuditId,
+    pub establishment_id: EstablishmentId,
+    pub actor: Actor,
+    pub action: String,
+    pub target: Target,
+    pub before: serde_json::Value,
+    pub after: serde_json::Value,
+    pub at: Timestamp,
+}
+
+impl From<AuditRecord> for AuditView {
+    fn from(a: AuditRecord) -> Self {
+        Self {
+            id: a.id,
+            establishment_id: a.establishment_id,
+            actor: Actor {
+                user_id: a.actor_user_id,
+                email: a.actor_email.to_string(),
+            },
+            action: a.action,
+            target: Target {
+                kind: a.target_type,
+                id: a.target_id,
+            },
+            before: a.before,
+            after: a.after,
+            at: a.at,
+        }
+    }
+}
+
+/// `GET /establishments/{id}/audit-log` (admins).
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %est))]
+pub async fn list(
+    app: &App,
+    principal: &Principal,
+    est: &EstablishmentId,
+    params: ListParams,
+) -> Result<Page<AuditView>> {
+    let limit = params.limit()?;
+    require_member(app, principal, est, Role::Admin, "establishment").await?;
+    let page = app
+        .store
+        .audit_log(est, limit, params.cursor.as_deref())
+        .await?;
+    Ok(Page {
+        items: page.items.into_iter().map(AuditView::from).collect(),
+        cursor: page.cursor,
+    })
+}
