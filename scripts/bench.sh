@@ -6,7 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(auth establishments)
+FUNCTIONS=(agents auth establishments)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv

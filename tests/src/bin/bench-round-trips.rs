@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // bench code: a panic is the failure report
 
-use callplane_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Stack};
+use callplane_tests::{ADMIN_EMAIL, ADMIN_PASSWORD, Stack, brain};
 use http::Method;
 use serde_json::json;
 
@@ -82,6 +82,30 @@ async fn main() {
         .during(stack.get(&format!("/establishments/{est}/users"), &admin))
         .await;
     rows.push(("GET /establishments/{id}/users", n));
+
+    let agent = stack.agent(&admin, &est, "Nova").await;
+    let (reply, n) = stack
+        .round_trips
+        .during(stack.post(&format!("/agents/{agent}/versions"), &admin, brain("v1")))
+        .await;
+    let v1 = reply.body["id"].as_str().unwrap().to_owned();
+    rows.push(("POST /agents/{id}/versions (draft)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.number(&admin, &est, "+14155552671", &agent))
+        .await;
+    rows.push(("POST /establishments/{id}/phone-numbers", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.activate(&admin, &agent, &v1, "publish"))
+        .await;
+    rows.push(("POST …/versions/{id}/publish (1 transaction)", n));
+    let number = callplane::domain::E164::parse("+14155552671").unwrap();
+    let (_, n) = stack
+        .round_trips
+        .during(stack.app.store.resolve_route(&number))
+        .await;
+    rows.push(("resolve an inbound number (routing resolver)", n));
 
     println!("| operation | DynamoDB round trips |\n|---|---|");
     for (op, n) in rows.iter() {
