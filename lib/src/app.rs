@@ -17,6 +17,8 @@ pub struct App {
     pub blobs: Blobs,
     pub mailer: Mailer,
     pub jwt: JwtKeys,
+    /// SQS, for runtime host command queues (their URLs are on the host records).
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 /// What handlers receive.
@@ -57,6 +59,7 @@ impl App {
             ),
             blobs,
             mailer,
+            sqs: aws_sdk_sqs::Client::new(sdk),
             config,
         }
     }

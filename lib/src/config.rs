@@ -31,6 +31,9 @@ pub struct Config {
     pub mail_from: String,
     /// Base URL of the admin frontend, for links in mail (`CALLPLANE_APP_URL`).
     pub app_url: String,
+    /// The ingest endpoint runtimes post call events to, injected into every runtime as
+    /// `CALLPLANE_INGEST_URL` (`INGEST_URL`, default `http://127.0.0.1:9000/ingest/call-events`).
+    pub ingest_url: String,
 }
 
 impl fmt::Debug for Config {
@@ -44,6 +47,7 @@ impl fmt::Debug for Config {
             .field("mail_transport", &self.mail_transport)
             .field("mail_from", &self.mail_from)
             .field("app_url", &self.app_url)
+            .field("ingest_url", &self.ingest_url)
             .finish()
     }
 }
@@ -110,7 +114,15 @@ impl Config {
                 problem: "must be an http(s) URL".into(),
             });
         }
+        let ingest_url = or("INGEST_URL", "http://127.0.0.1:9000/ingest/call-events");
+        if !(ingest_url.starts_with("http://") || ingest_url.starts_with("https://")) {
+            return Err(ConfigError {
+                var: "INGEST_URL",
+                problem: "must be an http(s) URL".into(),
+            });
+        }
         Ok(Self {
+            ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,
             jwt_secret,

@@ -42,6 +42,9 @@ pub enum Error {
     /// The body is not JSON.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A dependency is unavailable right now (no runtime host, a queue down); retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -88,6 +91,7 @@ impl Error {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -177,28 +177,46 @@ impl ListParams {
     }
 }
 
+/// The token of `Authorization: Bearer <token>`, or `401`.
+fn bearer(parts: &Parts) -> Result<&str, Error> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| Error::Unauthorized("expected Authorization: Bearer <token>".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Error::Unauthorized(
+            "expected Authorization: Bearer <token>".into(),
+        ));
+    }
+    Ok(token.trim())
+}
+
 /// `Authorization: Bearer <token>`, verified (signature, algorithm, issuer, expiry). Stored
 /// state (revocation, membership) is checked by the service call with `Store::session`.
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
-        let value = header
-            .to_str()
-            .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
-        let (scheme, token) = value
-            .split_once(' ')
-            .ok_or_else(|| Error::Unauthorized("expected Authorization: Bearer <token>".into()))?;
-        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(Error::Unauthorized(
-                "expected Authorization: Bearer <token>".into(),
-            ));
-        }
-        state.jwt.verify(token.trim())
+        state.jwt.verify(bearer(parts)?)
+    }
+}
+
+/// A runtime host agent's bearer token, not yet checked: the service compares it with the
+/// host's stored hash.
+#[derive(Debug)]
+pub struct HostToken(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for HostToken {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        bearer(parts).map(|t| HostToken(t.to_owned()))
     }
 }
 

@@ -84,6 +84,10 @@ id_type!(/// A phone number routed to an agent.
     PhoneNumberId, "pn_");
 id_type!(/// An audit-log entry.
     AuditId, "aud_");
+id_type!(/// An establishment's runtime (one Docker container on a host).
+    RuntimeId, "rt_");
+id_type!(/// A lifecycle command sent to a runtime's host.
+    CommandId, "cmd_");
 
 #[cfg(test)]
 mod tests {

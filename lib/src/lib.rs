@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hostapi;
 pub mod http;
 pub mod ids;
 pub mod mail;

@@ -17,7 +17,11 @@ pub const GSIS: &[(&str, &str, &str)] =
 
 /// Queues (each with a `-dlq` twin): logical name, and how many receives before a message is
 /// moved to the dead-letter queue.
-pub const QUEUES: &[(&str, i32)] = &[("summary-jobs", 5), ("campaign-jobs", 5)];
+pub const QUEUES: &[(&str, i32)] = &[
+    ("summary-jobs", 5),
+    ("campaign-jobs", 5),
+    ("runtime-commands", 5),
+];
 
 /// Names of one set of resources (unique per test, fixed for `make dev`).
 #[derive(Clone, Debug)]

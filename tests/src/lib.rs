@@ -198,6 +198,7 @@ impl Stack {
                     "auth" => auth::router(app.clone()),
                     "establishments" => establishments::router(app.clone()),
                     "agents" => agents::router(app.clone()),
+                    "runtimes" => runtimes::router(app.clone()),
                     other => panic!("the test harness does not know function {other}"),
                 };
                 (path, router)
@@ -412,6 +413,20 @@ impl Stack {
             json!({ "provider": "twilio", "e164": e164, "routing_agent_id": agent }),
         )
         .await
+    }
+
+    /// Registers runtime host `host_id` on this stack's command queue with the ports
+    /// `from..=to` on 127.0.0.1; returns its host token.
+    pub async fn host(&self, host_id: &str, ports: (u16, u16)) -> String {
+        callplane::service::runtimes::register_host(
+            &self.app,
+            host_id,
+            &self.provisioned.queue_urls["runtime-commands"],
+            "127.0.0.1",
+            ports,
+        )
+        .await
+        .expect("register host")
     }
 }
 

@@ -1,5 +1,6 @@
 //! Single-use secret tokens (invitations, password resets): 256 random bits, base64url. Only
-//! the SHA-256 of a token is stored, so a table dump reveals no usable token.
+//! the SHA-256 of a token is stored, so a table dump reveals no usable token. Also: tokens
+//! derived from a server secret (runtime ingest tokens), and constant-time hash comparison.
 
 use crate::error::{Error, Result};
 use base64::Engine;
@@ -21,4 +22,28 @@ pub fn hash(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A token derived from `secret` for `purpose` and `subject` (HMAC-SHA256, base64url): the
+/// server can hand it to whoever needs it again (a host re-creating a container) without
+/// storing it; only its hash is stored, to check it.
+pub fn derived(secret: &[u8], purpose: &str, subject: &str) -> Result<String> {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(secret).map_err(|e| Error::internal(e.to_string()))?;
+    mac.update(purpose.as_bytes());
+    mac.update(&[0]);
+    mac.update(subject.as_bytes());
+    Ok(B64.encode(mac.finalize().into_bytes()))
+}
+
+/// Whether `token` hashes to `stored`, compared in constant time.
+pub fn matches(token: &str, stored: &str) -> bool {
+    let computed = hash(token);
+    computed.len() == stored.len()
+        && computed
+            .bytes()
+            .zip(stored.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }

@@ -6,6 +6,7 @@ mod email;
 mod establishment;
 mod phone;
 mod role;
+mod runtime;
 mod telephony;
 
 pub use agent::{
@@ -16,6 +17,7 @@ pub use email::Email;
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use phone::E164;
 pub use role::Role;
+pub use runtime::{DesiredState, ImageRef, RuntimeAction, RuntimeEnv, RuntimeStatus, is_secret};
 pub use telephony::{BusinessHours, ClockTime, TelephonyPolicy, Weekday};
 
 /// Lets a PATCH body tell "absent" (leave as is) from `null` (clear): use

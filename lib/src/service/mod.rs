@@ -7,6 +7,7 @@ pub mod auth;
 pub mod establishments;
 pub mod members;
 pub mod phone_numbers;
+pub mod runtimes;
 
 use crate::ids::EstablishmentId;
 use crate::store::records::EstablishmentRecord;

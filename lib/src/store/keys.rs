@@ -2,7 +2,9 @@
 //! `pk`/`sk`; see docs/data-model.md for the access pattern behind each key.
 
 use crate::domain::{E164, Email};
-use crate::ids::{AgentId, AgentVersionId, EstablishmentId, PhoneNumberId, UserId};
+use crate::ids::{
+    AgentId, AgentVersionId, CommandId, EstablishmentId, PhoneNumberId, RuntimeId, UserId,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
@@ -162,4 +164,46 @@ pub fn audit_partition(est: &EstablishmentId) -> String {
 /// An audit entry: `AUDIT#{est}` / `{aud}`.
 pub fn audit(est: &EstablishmentId, id: &crate::ids::AuditId) -> Key {
     Key::new(audit_partition(est), id.as_str())
+}
+
+/// Which runtime an establishment has, unique per establishment: `EST#{est}` / `RUNTIME`.
+/// (Sorts after the people range `INVITE#`..`MEMBER#~` of that partition.)
+pub fn establishment_runtime(est: &EstablishmentId) -> Key {
+    Key::new(establishment_partition(est), "RUNTIME")
+}
+
+/// A runtime by id: `RUNTIME#{rt}` / `RUNTIME`.
+pub fn runtime(rt: &RuntimeId) -> Key {
+    Key::new(format!("RUNTIME#{rt}"), "RUNTIME")
+}
+
+/// A lifecycle command of a runtime: `RUNTIME#{rt}` / `CMD#{cmd}`.
+pub fn command(rt: &RuntimeId, cmd: &CommandId) -> Key {
+    Key::new(format!("RUNTIME#{rt}"), format!("CMD#{cmd}"))
+}
+
+/// A Docker host: `HOST#{host}` / `HOST`.
+pub fn host(host: &str) -> Key {
+    Key::new(host_partition(host), "HOST")
+}
+
+/// Partition of a host: the host and its allocated ports.
+pub fn host_partition(host: &str) -> String {
+    format!("HOST#{host}")
+}
+
+/// Sort-key prefix of allocated host ports.
+pub const PORT_PREFIX: &str = "PORT#";
+
+/// A host port in use, unique per host: `HOST#{host}` / `PORT#{port:05}`.
+pub fn host_port(host: &str, port: u16) -> Key {
+    Key::new(host_partition(host), format!("{PORT_PREFIX}{port:05}"))
+}
+
+/// `gsi1` partition listing every host (for placement).
+pub const HOSTS_INDEX: &str = "HOSTS";
+
+/// `gsi1` partition listing the runtimes a host runs (sort key: runtime id).
+pub fn host_runtimes_index(host: &str) -> String {
+    format!("HOST#{host}#RUNTIMES")
 }

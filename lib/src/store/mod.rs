@@ -11,6 +11,7 @@ pub mod keys;
 pub mod members;
 mod phones;
 pub mod records;
+mod runtimes;
 mod users;
 
 pub use access::Session;
@@ -18,6 +19,7 @@ pub use agents::{Activation, ActivationError, AgentPatch, MAX_NUMBERS_PER_AGENT}
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use phones::{Route, RoutingError};
+pub use runtimes::ProvisionError;
 
 use crate::error::{Error, Result};
 use aws_sdk_dynamodb::Client;
@@ -330,6 +332,22 @@ impl Store {
             items: items.into_iter().map(Self::record).collect::<Result<_>>()?,
             cursor: next.map(|k| self.cursors.encode(&q.name, &k)).transpose()?,
         })
+    }
+
+    /// Every record of a `gsi1` partition (follows pages).
+    pub(crate) async fn gsi1_all<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>> {
+        let q = ListQuery::gsi1(pk);
+        let (mut out, mut start) = (Vec::new(), None);
+        loop {
+            let (items, next) = self.query_page(&q, 1000, start).await?;
+            for item in items {
+                out.push(Self::record(item)?);
+            }
+            match next {
+                Some(next) => start = Some(next),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// One conditional PutItem outside a transaction; `Ok(false)` when the condition failed.

@@ -124,19 +124,7 @@ impl Store {
 
     /// Every number of an establishment (follows pages).
     pub async fn all_phones_of(&self, est: &EstablishmentId) -> Result<Vec<PhoneRecord>> {
-        let pk = keys::phones_index(est);
-        let q = ListQuery::gsi1(&pk);
-        let (mut out, mut start) = (Vec::new(), None);
-        loop {
-            let (items, next) = self.query_page(&q, 1000, start).await?;
-            for item in items {
-                out.push(Self::record(item)?);
-            }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(out),
-            }
-        }
+        self.gsi1_all(&keys::phones_index(est)).await
     }
 
     /// Changes a number's routing agent and/or enabled flag. `agents` are the old and the new

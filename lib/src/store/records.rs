@@ -1,11 +1,14 @@
 //! The shapes of stored items (without their keys, which `keys` builds).
 
 use crate::domain::{
-    AgentStatus, Brain, DisplayName, E164, Email, Locale, Name, NumberProvider, Role,
-    TelephonyPolicy, TimeZone, VersionStatus,
+    AgentStatus, Brain, DesiredState, DisplayName, E164, Email, ImageRef, Locale, Name,
+    NumberProvider, Role, RuntimeAction, RuntimeEnv, RuntimeStatus, TelephonyPolicy, TimeZone,
+    VersionStatus,
 };
+use crate::hostapi::{CommandOutcome, RuntimeHealth};
 use crate::ids::{
-    AgentId, AgentVersionId, AuditId, EstablishmentId, InvitationId, PhoneNumberId, UserId,
+    AgentId, AgentVersionId, AuditId, CommandId, EstablishmentId, InvitationId, PhoneNumberId,
+    RuntimeId, UserId,
 };
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -198,4 +201,100 @@ pub struct AuditRecord {
     pub before: serde_json::Value,
     pub after: serde_json::Value,
     pub at: Timestamp,
+}
+
+/// `HOST#{host}` / `HOST`, listed through `gsi1` `HOSTS`: a Docker host running runtimes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub host_id: String,
+    /// The host agent's command queue.
+    pub queue_url: String,
+    /// Address runtimes on this host are reached at (`base_url` = `http://{public_host}:{port}`).
+    pub public_host: String,
+    /// Host ports handed to runtimes, inclusive.
+    pub port_from: u16,
+    pub port_to: u16,
+    /// SHA-256 of the host agent's token.
+    pub token_hash: String,
+    pub runtime_count: u32,
+    pub created_at: Timestamp,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+}
+
+/// `HOST#{host}` / `PORT#{port}`: a host port in use.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostPortRecord {
+    pub runtime_id: RuntimeId,
+}
+
+/// `EST#{est}` / `RUNTIME`: the establishment's current runtime.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EstablishmentRuntimeRecord {
+    pub runtime_id: RuntimeId,
+}
+
+/// `RUNTIME#{rt}` / `RUNTIME`, listed through `gsi1` `HOST#{host}#RUNTIMES` until removed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuntimeRecord {
+    pub id: RuntimeId,
+    pub establishment_id: EstablishmentId,
+    pub host_id: String,
+    pub container_name: String,
+    pub image: ImageRef,
+    pub env: RuntimeEnv,
+    pub host_port: u16,
+    pub base_url: String,
+    pub status: RuntimeStatus,
+    pub desired: DesiredState,
+    pub last_command_id: CommandId,
+    pub last_action: RuntimeAction,
+    pub last_error: Option<String>,
+    /// SHA-256 of the runtime's ingest token.
+    pub ingest_token_hash: String,
+    pub health: Option<RuntimeHealth>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Bumped by every lifecycle request; requests are conditional on it.
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+/// Where a command is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Superseded,
+}
+
+impl From<CommandOutcome> for CommandStatus {
+    fn from(o: CommandOutcome) -> Self {
+        match o {
+            CommandOutcome::Succeeded => CommandStatus::Succeeded,
+            CommandOutcome::Failed => CommandStatus::Failed,
+            CommandOutcome::Superseded => CommandStatus::Superseded,
+        }
+    }
+}
+
+/// `RUNTIME#{rt}` / `CMD#{cmd}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommandRecord {
+    pub id: CommandId,
+    pub runtime_id: RuntimeId,
+    pub establishment_id: EstablishmentId,
+    pub action: RuntimeAction,
+    pub status: CommandStatus,
+    /// The last attempt's error (kept while retrying, final once failed).
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub requested_by: UserId,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
 }

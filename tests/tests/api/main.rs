@@ -8,5 +8,6 @@ mod bad_input;
 mod concurrency;
 mod m0_acceptance;
 mod resources;
+mod runtimes;
 mod sessions;
 mod tenancy;

@@ -89,7 +89,16 @@ async fn every_routed_path_reaches_a_handler_of_its_function() {
             .replace(
                 "{phone_number_id}",
                 &callplane::ids::PhoneNumberId::new().to_string(),
-            );
+            )
+            .replace(
+                "{runtime_id}",
+                &callplane::ids::RuntimeId::new().to_string(),
+            )
+            .replace(
+                "{command_id}",
+                &callplane::ids::CommandId::new().to_string(),
+            )
+            .replace("{host_id}", "host-x");
         assert!(!concrete.contains('{'), "no sample id for {path}");
         // WHEN the path is requested (with a method it may not serve)
         let reply = stack.send(Method::GET, &concrete, Some(&token), None).await;

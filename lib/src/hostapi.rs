@@ -1,0 +1,111 @@
+//! The wire contract between the control plane and the runtime host agents: the command
+//! message on a host's SQS queue, the runtime spec a host converges to, and what hosts report
+//! back (command outcomes, health). Both sides use these types, so they cannot drift.
+
+use crate::domain::{DesiredState, RuntimeAction};
+use crate::ids::{CommandId, EstablishmentId, RuntimeId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The port a runtime listens on inside its container (the host port maps to it).
+pub const CONTAINER_PORT: u16 = 8080;
+/// Label carrying the runtime id on every container a host agent manages.
+pub const LABEL_RUNTIME_ID: &str = "callplane.runtime_id";
+/// Label carrying the establishment id.
+pub const LABEL_ESTABLISHMENT_ID: &str = "callplane.establishment_id";
+
+/// Variables the platform injects into every runtime container.
+pub const ENV_RUNTIME_ID: &str = "CALLPLANE_RUNTIME_ID";
+/// The establishment the runtime serves.
+pub const ENV_ESTABLISHMENT_ID: &str = "CALLPLANE_ESTABLISHMENT_ID";
+/// Where the runtime posts call events (Appendix B.1).
+pub const ENV_INGEST_URL: &str = "CALLPLANE_INGEST_URL";
+/// The runtime's bearer token for the ingest endpoint.
+pub const ENV_INGEST_TOKEN: &str = "CALLPLANE_INGEST_TOKEN";
+/// The port to listen on inside the container.
+pub const ENV_PORT: &str = "PORT";
+
+/// The container name of an establishment's runtime (PRD D.5).
+pub fn container_name(est: &EstablishmentId) -> String {
+    format!("agent_rt_{est}")
+}
+
+/// One message on a host's command queue. The host converges the runtime to its current
+/// desired state (fetched from the control plane), so redelivered, duplicated or reordered
+/// messages all end in the same place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandMessage {
+    pub command_id: CommandId,
+    pub runtime_id: RuntimeId,
+    pub action: RuntimeAction,
+}
+
+/// What a host needs to run a runtime (`GET /hosts/{host}/runtimes[/{id}]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeSpec {
+    pub runtime_id: RuntimeId,
+    pub establishment_id: EstablishmentId,
+    pub container_name: String,
+    pub image: String,
+    /// The complete environment, platform variables included.
+    pub env: BTreeMap<String, String>,
+    pub host_port: u16,
+    pub desired: DesiredState,
+    /// The newest command; a host reports older ones as superseded.
+    pub last_command_id: CommandId,
+    pub last_action: RuntimeAction,
+}
+
+/// `GET /hosts/{host}/runtimes`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuntimeSpecs {
+    pub items: Vec<RuntimeSpec>,
+}
+
+/// How a command ended on the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandOutcome {
+    /// The runtime reached the command's state.
+    Succeeded,
+    /// The attempt failed (`final_attempt`: no more retries; the message goes to the DLQ).
+    Failed,
+    /// A newer command replaced it before it ran; the runtime was converged to that one's state.
+    Superseded,
+}
+
+/// `POST /hosts/{host}/commands/{command}/result`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub runtime_id: RuntimeId,
+    pub outcome: CommandOutcome,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// 1 for the first delivery.
+    pub attempt: u32,
+    /// For failures: whether the host gives up (the message is dead-lettered).
+    #[serde(default)]
+    pub final_attempt: bool,
+}
+
+/// What a host saw of one runtime at one poll.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeHealth {
+    pub runtime_id: RuntimeId,
+    /// Docker's state of the container (`running`, `exited`, `created`, …) or `missing`.
+    pub container_state: String,
+    /// Whether `/readyz` answered at all.
+    pub reachable: bool,
+    pub ready: bool,
+    pub issues: Vec<String>,
+    /// The runtime's `/info` body, when it answered.
+    pub agent_info: Option<serde_json::Value>,
+    pub checked_at: Timestamp,
+}
+
+/// `POST /hosts/{host}/health`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub reports: Vec<RuntimeHealth>,
+}
