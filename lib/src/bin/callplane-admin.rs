@@ -4,6 +4,8 @@
 //!   `callplane::resources`) named after PREFIX, and prints them as `KEY=value` lines.
 //! - `callplane-admin bootstrap-admin`: creates the first admin from `CALLPLANE_ADMIN_EMAIL` /
 //!   `CALLPLANE_ADMIN_PASSWORD` (defaults printed) unless that account exists.
+//! - `callplane-admin register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO`: registers
+//!   (or re-registers, rotating its token) a runtime host and prints `HOST_TOKEN=…` once.
 
 use anyhow::{Context, bail};
 use callplane::auth::Password;
@@ -59,7 +61,25 @@ async fn main() -> anyhow::Result<()> {
                 Bootstrap::AlreadyExists(id) => println!("admin {email} already exists ({id})"),
             }
         }
-        _ => bail!("usage: callplane-admin create-resources PREFIX | bootstrap-admin"),
+        ["register-host", host, queue_url, public_host, from, to] => {
+            let from: u16 = from.parse().context("PORT_FROM")?;
+            let to: u16 = to.parse().context("PORT_TO")?;
+            let app = callplane::App::from_env().await?;
+            let token = callplane::service::runtimes::register_host(
+                &app,
+                host,
+                queue_url,
+                public_host,
+                (from, to),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("registering host {host}: {e}"))?;
+            println!("HOST_ID={host}\nHOST_TOKEN={token}");
+        }
+        _ => bail!(
+            "usage: callplane-admin create-resources PREFIX | bootstrap-admin | \
+             register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO"
+        ),
     }
     Ok(())
 }

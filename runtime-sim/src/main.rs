@@ -1,0 +1,35 @@
+//! `runtime-sim`: serves the runtime contract on `PORT` (default 8080) until SIGTERM or Ctrl-C.
+//! As PID 1 in its container it must handle SIGTERM itself, or `docker stop` waits 10 s.
+
+use std::sync::{Arc, Mutex};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
+    let port: u16 = port.parse().map_err(|_| {
+        std::io::Error::other(format!("PORT must be a port number, got `{port}`"))
+    })?;
+    let version = std::env::var("SIM_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
+    let not_ready = std::env::var("SIM_NOT_READY").ok();
+    let state = Arc::new(Mutex::new(runtime_sim::Sim::new(&version, not_ready.as_deref())));
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
+    eprintln!("runtime-sim {version} listening on :{port}");
+    axum::serve(listener, runtime_sim::router(state))
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
