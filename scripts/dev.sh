@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make dev`: from a fresh clone, installs what is missing, starts the emulator, creates the
 # resources, bootstraps the admin and serves every function on one port with
-# `cargo lambda watch`. Ctrl-C stops everything it started.
+# `cargo lambda watch`. When a Docker engine is reachable it also builds the runtime-sim image
+# and runs a runtime host agent (host `local`) against it, so runtimes can be provisioned and
+# started from the API; when not, it says so and serves the API without one. Ctrl-C stops
+# everything it started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -18,7 +21,12 @@ if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127
 fi
 log "starting the emulator on 127.0.0.1:$EMULATOR_PORT (log: .local/moto-dev.log)"
 start_emulator "$EMULATOR_PORT" .local/moto-dev.log
-trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT INT TERM
+AGENT_PID=""
+cleanup() {
+  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
+  kill "$MOTO_PID" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
 emulator_env "$EMULATOR_PORT"
 
 log "building the admin tool"
@@ -33,7 +41,24 @@ export CALLPLANE_APP_URL=${CALLPLANE_APP_URL:-http://localhost:5173}
 export CALLPLANE_ADMIN_EMAIL=${CALLPLANE_ADMIN_EMAIL:-admin@callplane.local}
 export CALLPLANE_ADMIN_PASSWORD=${CALLPLANE_ADMIN_PASSWORD:-callplane-admin-password}
 export RUST_LOG=${RUST_LOG:-info}
+export INGEST_URL=${INGEST_URL:-http://127.0.0.1:$API_PORT/ingest/call-events}
 "$ADMIN_BIN" bootstrap-admin
+
+RUNTIMES="no Docker engine reachable (docker info failed): runtimes can be provisioned but no host runs them"
+if docker info >/dev/null 2>&1; then
+  log "building the runtime-sim image"
+  scripts/runtime-sim-image.sh
+  log "registering runtime host 'local' (ports 18080-18179) and starting its agent"
+  eval "$("$ADMIN_BIN" register-host local "$RUNTIME_COMMANDS_QUEUE_URL" 127.0.0.1 18080 18179 | sed 's/^/export /')"
+  cargo build -q -p runtime-host-agent
+  COMMANDS_QUEUE_URL="$RUNTIME_COMMANDS_QUEUE_URL" CALLPLANE_API_URL="http://127.0.0.1:$API_PORT" \
+    HOST_ID=local HOST_TOKEN="$HOST_TOKEN" \
+    "${CARGO_TARGET_DIR:-$ROOT/target}/debug/runtime-host-agent" > .local/host-agent.log 2>&1 &
+  AGENT_PID=$!
+  RUNTIMES="host 'local' on this Docker engine (agent log: .local/host-agent.log); image callplane/runtime-sim:dev"
+else
+  log "$RUNTIMES"
+fi
 
 cat <<INFO
 
@@ -42,6 +67,7 @@ cat <<INFO
   Outbox        s3://$BUCKET_NAME/outbox/  — list: curl '$AWS_ENDPOINT_URL/$BUCKET_NAME?list-type=2&prefix=outbox/'
                 (each mail is also logged by the function that sent it)
   Emulator      $AWS_ENDPOINT_URL  (in memory: state is gone when this stops)
+  Runtimes      $RUNTIMES
   Stop          Ctrl-C
 
 INFO

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: installs what is missing, starts its own emulator on a free port, lints the SAM
-# template, runs every test in the workspace, stops what it started. Exit code = the result.
+# `make test`: installs what is missing, starts its own emulator on a free port, builds the
+# runtime-sim image, lints the SAM template, runs every test in the workspace (the host agent's
+# against the local Docker engine), stops what it started. Exit code = the result.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -12,6 +13,9 @@ log "starting the emulator on 127.0.0.1:$port"
 start_emulator "$port" .local/moto-test.log
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 emulator_env "$port"
+
+log "building the runtime-sim image (the host agent's tests run it on the local Docker engine)"
+scripts/runtime-sim-image.sh
 
 log "cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 pub const CONTAINER_PORT: u16 = 8080;
 /// Label carrying the runtime id on every container a host agent manages.
 pub const LABEL_RUNTIME_ID: &str = "callplane.runtime_id";
+/// Label carrying the id of the host whose agent manages the container (several agents may
+/// share one engine in tests and during a host migration; each touches only its own).
+pub const LABEL_HOST_ID: &str = "callplane.host_id";
 /// Label carrying the establishment id.
 pub const LABEL_ESTABLISHMENT_ID: &str = "callplane.establishment_id";
 

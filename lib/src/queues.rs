@@ -64,4 +64,69 @@ impl Queue {
             .map_err(Error::internal)?;
         Ok(())
     }
+
+    /// Receives up to `max` messages (long-polling `wait_secs`), hidden from other consumers
+    /// for `visibility_secs`, with how many times each was received (1 = first delivery).
+    pub async fn receive_counted(
+        &self,
+        max: i32,
+        wait_secs: i32,
+        visibility_secs: i32,
+    ) -> Result<Vec<Received>> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait_secs)
+            .visibility_timeout(visibility_secs)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                    })
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                Some(Received {
+                    receipt_handle: m.receipt_handle?,
+                    body: m.body?,
+                    receive_count,
+                })
+            })
+            .collect())
+    }
+
+    /// Makes a received message visible again after `secs` (a retry with back-off).
+    pub async fn retry_in(&self, receipt_handle: &str, secs: i32) -> Result<()> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(())
+    }
+}
+
+/// A received message.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub receipt_handle: String,
+    pub body: String,
+    /// How many times SQS has delivered it, this time included.
+    pub receive_count: u32,
 }

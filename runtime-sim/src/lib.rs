@@ -77,7 +77,10 @@ async fn readyz(State(state): State<Shared>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (code, Json(json!({ "ready": sim.ready, "issues": sim.issues })))
+    (
+        code,
+        Json(json!({ "ready": sim.ready, "issues": sim.issues })),
+    )
 }
 
 async fn info(State(state): State<Shared>) -> Json<Value> {

@@ -6,12 +6,15 @@ use std::sync::{Arc, Mutex};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
-    let port: u16 = port.parse().map_err(|_| {
-        std::io::Error::other(format!("PORT must be a port number, got `{port}`"))
-    })?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| std::io::Error::other(format!("PORT must be a port number, got `{port}`")))?;
     let version = std::env::var("SIM_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
     let not_ready = std::env::var("SIM_NOT_READY").ok();
-    let state = Arc::new(Mutex::new(runtime_sim::Sim::new(&version, not_ready.as_deref())));
+    let state = Arc::new(Mutex::new(runtime_sim::Sim::new(
+        &version,
+        not_ready.as_deref(),
+    )));
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("runtime-sim {version} listening on :{port}");
     axum::serve(listener, runtime_sim::router(state))

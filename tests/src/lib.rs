@@ -415,6 +415,20 @@ impl Stack {
         .await
     }
 
+    /// Serves the `runtimes` function over real HTTP on a free 127.0.0.1 port (for a host
+    /// agent process); returns its base URL. Served until the test's runtime ends.
+    pub async fn serve_runtimes(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = runtimes::router(self.app.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        format!("http://{addr}")
+    }
+
     /// Registers runtime host `host_id` on this stack's command queue with the ports
     /// `from..=to` on 127.0.0.1; returns its host token.
     pub async fn host(&self, host_id: &str, ports: (u16, u16)) -> String {
