@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: per function, the stripped release binary size and cold start (process start
 # until it first asks a stand-in Lambda Runtime API for work, SDK clients built); then DynamoDB
-# round trips per operation against the emulator. Targets: <= 25 ms, <= 15 MB, login <= 1 read
-# before the password check, GET /me <= 2.
+# round trips per operation against the emulator; then runtime command latency and the host
+# agent's idle memory against the local Docker engine. Targets: <= 25 ms, <= 15 MB, login <= 1
+# read before the password check, GET /me <= 2, resolver 1, host agent RSS <= 20 MB.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth establishments)
+FUNCTIONS=(agents auth establishments runtimes)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv
@@ -35,3 +36,12 @@ start_emulator "$port" .local/moto-bench.log
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 emulator_env "$port"
 cargo run -q -p callplane-tests --bin bench-round-trips
+echo
+if docker info >/dev/null 2>&1; then
+  scripts/runtime-sim-image.sh
+  cargo build -q --release -p runtime-host-agent
+  HOST_AGENT_BIN="$TARGET/runtime-host-agent" cargo run -q -p callplane-tests --bin bench-runtime
+  echo "| runtime-host-agent stripped size | $(python3 -c "import os; print(f'{os.path.getsize(\"$TARGET/runtime-host-agent\")/1e6:.1f}')") MB |"
+else
+  log "no Docker engine reachable: skipping the runtime command latency and host agent memory"
+fi

@@ -106,8 +106,9 @@ impl Engine {
     }
 
     /// Brings the runtime's container to `spec.desired`; with `restart`, a running container
-    /// is restarted. Safe to repeat.
-    pub async fn converge(&self, spec: &RuntimeSpec, restart: bool) -> Result<()> {
+    /// is restarted. Safe to repeat. Returns whether the runtime process was (re)started now
+    /// (a fresh process is never draining).
+    pub async fn converge(&self, spec: &RuntimeSpec, restart: bool) -> Result<bool> {
         let name = &spec.container_name;
         let mut current = self.inspect(name).await?;
         if let Container::Present { runtime_id, .. } = &current
@@ -120,7 +121,7 @@ impl Engine {
             current = Container::Missing;
         }
         if spec.desired == DesiredState::Removed {
-            return self.remove(name).await;
+            return self.remove(name).await.map(|()| false);
         }
         if current == Container::Missing {
             self.create(spec).await?;
@@ -138,14 +139,15 @@ impl Engine {
                     ),
                 )
                 .await
+                .map(|()| true)
                 .with_context(|| format!("docker: restarting {name}")),
             (true, false) => match self.docker()?.start_container(name, None).await {
-                Ok(()) => Ok(()),
-                Err(e) if status_of(&e) == Some(304) => Ok(()),
+                Ok(()) => Ok(true),
+                Err(e) if status_of(&e) == Some(304) => Ok(false),
                 Err(e) => Err(e).with_context(|| format!("docker: starting {name}")),
             },
-            (false, true) => self.stop(name).await,
-            _ => Ok(()),
+            (false, true) => self.stop(name).await.map(|()| false),
+            _ => Ok(false),
         }
     }
 

@@ -198,12 +198,12 @@ impl Agent {
 
     /// Container state, then the runtime's own drain state.
     async fn converge(&self, spec: &RuntimeSpec, restart: bool) -> Result<()> {
-        self.engine.converge(spec, restart).await?;
+        let fresh = self.engine.converge(spec, restart).await?;
         let runtime = self.runtime(spec);
         match spec.desired {
             DesiredState::Draining => runtime.control("drain", CONTROL_PATIENCE).await?,
-            DesiredState::Running => {
-                // A restarted container starts fresh; one that was drained must be resumed.
+            // A process started just now takes calls; one that was running may be drained.
+            DesiredState::Running if !fresh => {
                 let draining = runtime
                     .info()
                     .await

@@ -277,6 +277,11 @@ impl Stack {
         self.send(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// POST with a token and no body (actions: publish, start, …).
+    pub async fn post_empty(&self, path: &str, token: &str) -> Reply {
+        self.send(Method::POST, path, Some(token), None).await
+    }
+
     /// PATCH JSON with a token.
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
         self.send(Method::PATCH, path, Some(token), Some(body))
@@ -396,11 +401,9 @@ impl Stack {
 
     /// `POST /agents/{agent}/versions/{version}/{action}` (publish or rollback), no body.
     pub async fn activate(&self, token: &str, agent: &str, version: &str, action: &str) -> Reply {
-        self.send(
-            Method::POST,
+        self.post_empty(
             &format!("/agents/{agent}/versions/{version}/{action}"),
-            Some(token),
-            None,
+            token,
         )
         .await
     }

@@ -235,14 +235,11 @@ pub async fn list(
 ) -> Result<Page<AgentView>> {
     let limit = params.limit()?;
     require_member(app, principal, est, Role::Viewer, "establishment").await?;
-    let page = app
+    Ok(app
         .store
         .agents_of(est, limit, params.cursor.as_deref())
-        .await?;
-    Ok(Page {
-        items: page.items.into_iter().map(AgentView::from).collect(),
-        cursor: page.cursor,
-    })
+        .await?
+        .map(AgentView::from))
 }
 
 /// Creates an agent with no version yet (admins).
@@ -333,14 +330,11 @@ pub async fn list_versions(
 ) -> Result<Page<VersionView>> {
     let limit = params.limit()?;
     agent_access(app, principal, id, Role::Viewer).await?;
-    let page = app
+    Ok(app
         .store
         .versions(id, limit, params.cursor.as_deref())
-        .await?;
-    Ok(Page {
-        items: page.items.into_iter().map(VersionView::from).collect(),
-        cursor: page.cursor,
-    })
+        .await?
+        .map(VersionView::from))
 }
 
 /// One version (viewers and up).
@@ -566,12 +560,9 @@ pub async fn deployments(
 ) -> Result<Page<DeploymentView>> {
     let limit = params.limit()?;
     agent_access(app, principal, id, Role::Viewer).await?;
-    let page = app
+    Ok(app
         .store
         .deployments(id, limit, params.cursor.as_deref())
-        .await?;
-    Ok(Page {
-        items: page.items.into_iter().map(DeploymentView::from).collect(),
-        cursor: page.cursor,
-    })
+        .await?
+        .map(DeploymentView::from))
 }

@@ -64,12 +64,9 @@ pub async fn list(
 ) -> Result<Page<AuditView>> {
     let limit = params.limit()?;
     require_member(app, principal, est, Role::Admin, "establishment").await?;
-    let page = app
+    Ok(app
         .store
         .audit_log(est, limit, params.cursor.as_deref())
-        .await?;
-    Ok(Page {
-        items: page.items.into_iter().map(AuditView::from).collect(),
-        cursor: page.cursor,
-    })
+        .await?
+        .map(AuditView::from))
 }

@@ -145,14 +145,11 @@ pub async fn list(
 ) -> Result<Page<PhoneNumberView>> {
     let limit = params.limit()?;
     require_member(app, principal, est, Role::Viewer, "establishment").await?;
-    let page = app
+    Ok(app
         .store
         .phones_of(est, limit, params.cursor.as_deref())
-        .await?;
-    Ok(Page {
-        items: page.items.into_iter().map(PhoneNumberView::from).collect(),
-        cursor: page.cursor,
-    })
+        .await?
+        .map(PhoneNumberView::from))
 }
 
 /// The number `id` if the caller's role in its establishment allows `role` (404 otherwise).

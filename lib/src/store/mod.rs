@@ -44,6 +44,16 @@ pub struct Page<T> {
     pub cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The same page with each item converted (records to API views).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            cursor: self.cursor,
+        }
+    }
+}
+
 /// Handle on the table; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

@@ -123,12 +123,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
 
     // WHEN start is asked before the host created it THEN it is a conflict
     stack
-        .send(
-            Method::POST,
-            &format!("/runtimes/{runtime}/start"),
-            Some(&admin),
-            None,
-        )
+        .post_empty(&format!("/runtimes/{runtime}/start"), &admin)
         .await
         .expect_error(409, "conflict");
 
@@ -152,12 +147,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
 
     // WHEN it is started THEN 202 with the command, status starting, until the host reports
     let started = stack
-        .send(
-            Method::POST,
-            &format!("/runtimes/{runtime}/start"),
-            Some(&admin),
-            None,
-        )
+        .post_empty(&format!("/runtimes/{runtime}/start"), &admin)
         .await;
     let started = started.expect(202).clone();
     assert_eq!(
@@ -206,12 +196,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
 
     // WHEN resume is asked while running THEN it is a conflict
     stack
-        .send(
-            Method::POST,
-            &format!("/runtimes/{runtime}/resume"),
-            Some(&admin),
-            None,
-        )
+        .post_empty(&format!("/runtimes/{runtime}/resume"), &admin)
         .await
         .expect_error(409, "conflict");
     // AND a second provision is a conflict
@@ -226,12 +211,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
 
     // WHEN a stop fails for good on the host
     let stop = stack
-        .send(
-            Method::POST,
-            &format!("/runtimes/{runtime}/stop"),
-            Some(&admin),
-            None,
-        )
+        .post_empty(&format!("/runtimes/{runtime}/stop"), &admin)
         .await;
     let stop_id = stop.expect(202)["command_id"].as_str().unwrap().to_owned();
     host_call(
@@ -279,12 +259,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
         .await;
     assert_eq!(status.expect(200)["status"], "removed");
     stack
-        .send(
-            Method::POST,
-            &format!("/runtimes/{runtime}/start"),
-            Some(&admin),
-            None,
-        )
+        .post_empty(&format!("/runtimes/{runtime}/start"), &admin)
         .await
         .expect_error(409, "conflict");
     let again = stack
@@ -523,12 +498,7 @@ async fn only_admins_change_lifecycle_and_other_tenants_see_nothing() {
             .expect_error(403, "forbidden");
         for action in actions {
             stack
-                .send(
-                    Method::POST,
-                    &format!("/runtimes/{runtime}/{action}"),
-                    Some(token),
-                    None,
-                )
+                .post_empty(&format!("/runtimes/{runtime}/{action}"), token)
                 .await
                 .expect_error(403, "forbidden");
         }
@@ -572,12 +542,7 @@ async fn only_admins_change_lifecycle_and_other_tenants_see_nothing() {
     for action in actions {
         replies.push(
             stack
-                .send(
-                    Method::POST,
-                    &format!("/runtimes/{runtime}/{action}"),
-                    Some(&beta),
-                    None,
-                )
+                .post_empty(&format!("/runtimes/{runtime}/{action}"), &beta)
                 .await,
         );
     }
