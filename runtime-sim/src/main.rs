@@ -1,5 +1,7 @@
 //! `runtime-sim`: serves the runtime contract on `PORT` (default 8080) until SIGTERM or Ctrl-C.
 //! As PID 1 in its container it must handle SIGTERM itself, or `docker stop` waits 10 s.
+//! `SIM_IGNORE_SIGTERM=1` makes it ignore SIGTERM, like a runtime finishing its calls, so tests
+//! can catch a `docker stop` in progress.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +13,7 @@ async fn main() -> std::io::Result<()> {
         .map_err(|_| std::io::Error::other(format!("PORT must be a port number, got `{port}`")))?;
     let version = std::env::var("SIM_VERSION").unwrap_or_else(|_| env!("CARGO_PKG_VERSION").into());
     let not_ready = std::env::var("SIM_NOT_READY").ok();
+    let ignore_term = std::env::var("SIM_IGNORE_SIGTERM").is_ok_and(|v| v == "1");
     let state = Arc::new(Mutex::new(runtime_sim::Sim::new(
         &version,
         not_ready.as_deref(),
@@ -18,12 +21,15 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     eprintln!("runtime-sim {version} listening on :{port}");
     axum::serve(listener, runtime_sim::router(state))
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(shutdown(ignore_term))
         .await
 }
 
-async fn shutdown() {
+async fn shutdown(ignore_term: bool) {
     let term = async {
+        if ignore_term {
+            return std::future::pending().await;
+        }
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;

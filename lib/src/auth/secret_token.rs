@@ -47,3 +47,24 @@ pub fn matches(token: &str, stored: &str) -> bool {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_tokens_are_stable_per_subject_and_match_only_their_hash() {
+        // GIVEN two subjects under one secret
+        let secret = b"a-secret-of-at-least-thirty-two-bytes!";
+        let a = derived(secret, "purpose", "rt_a").unwrap();
+        // WHEN derived again, for another subject, or under another purpose
+        // THEN the same subject gives the same token and anything else another one
+        assert_eq!(a, derived(secret, "purpose", "rt_a").unwrap());
+        assert_ne!(a, derived(secret, "purpose", "rt_b").unwrap());
+        assert_ne!(a, derived(secret, "other", "rt_a").unwrap());
+        // AND only the token matches its stored hash
+        assert!(matches(&a, &hash(&a)));
+        assert!(!matches("guess", &hash(&a)));
+        assert!(!matches(&a, "short"));
+    }
+}

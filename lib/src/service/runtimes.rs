@@ -377,13 +377,19 @@ pub async fn status(app: &App, principal: &Principal, id: &RuntimeId) -> Result<
 /// What the status shows: the lifecycle status and the host's latest view of the runtime,
 /// with issues for what is wrong (never checked, unreachable, a stale report).
 pub fn status_view(r: RuntimeRecord, now: Timestamp) -> StatusView {
-    let Some(health) = r.health else {
+    let health = r.health.filter(|_| r.status != RuntimeStatus::Removed);
+    let Some(health) = health else {
+        let issue = if r.status == RuntimeStatus::Removed {
+            "removed: this runtime no longer exists on its host"
+        } else {
+            "not checked yet: the host has not reported on this runtime"
+        };
         return StatusView {
             id: r.id,
             status: r.status,
             desired_status: r.desired,
             ready: false,
-            ready_issues: vec!["not checked yet: the host has not reported on this runtime".into()],
+            ready_issues: vec![issue.into()],
             last_checked_at: None,
             agent_info: None,
             reachable: false,

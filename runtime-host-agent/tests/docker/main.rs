@@ -154,12 +154,17 @@ impl World {
     }
 
     async fn provision(&self) -> (String, String) {
+        self.provision_with(json!({ "APP_PUBLIC_DOMAIN": "helios.example.com" }))
+            .await
+    }
+
+    async fn provision_with(&self, env: Value) -> (String, String) {
         let body = self
             .stack
             .post(
                 &format!("/establishments/{}/runtime", self.est),
                 &self.admin,
-                json!({ "image": IMAGE, "env": { "APP_PUBLIC_DOMAIN": "helios.example.com" } }),
+                json!({ "image": IMAGE, "env": env }),
             )
             .await
             .expect(201)
@@ -335,10 +340,12 @@ async fn m1_provision_start_drain_resume_restart_stop_remove() {
 
 #[tokio::test]
 async fn redelivered_commands_and_a_killed_agent_converge_to_one_container() {
-    // GIVEN a started runtime
+    // GIVEN a started runtime that ignores SIGTERM
     let world = World::new().await;
-    let agent = world.agent(&[]);
-    let (runtime, create) = world.provision().await;
+    let agent = world.agent(&[("STOP_TIMEOUT_SECONDS", "3")]);
+    let (runtime, create) = world
+        .provision_with(json!({ "SIM_IGNORE_SIGTERM": "1" }))
+        .await;
     world.settled(&runtime, &create).await;
     let start = world.act(&runtime, "start").await;
     world.settled(&runtime, &start).await;
@@ -382,14 +389,44 @@ async fn redelivered_commands_and_a_killed_agent_converge_to_one_container() {
         "succeeded"
     );
 
-    // WHEN the agent is killed right after a stop is asked for, and started again
+    // WHEN the agent is killed in the middle of executing a stop (the runtime ignores SIGTERM,
+    // so `docker stop` takes its 3 s timeout), and started again
     let stop = world.act(&runtime, "stop").await;
+    wait("the agent to be executing the stop", || async {
+        (in_flight(&world).await == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        world.command(&runtime, &stop).await.body["status"],
+        "pending"
+    );
     drop(agent);
-    let _agent = world.agent(&[]);
-    // THEN the stop completes (redelivered or reconciled) with still one container
+    let _agent = world.agent(&[("STOP_TIMEOUT_SECONDS", "3")]);
+    // THEN the redelivered stop completes, with still one container
     assert_eq!(world.settled(&runtime, &stop).await["status"], "succeeded");
     assert_eq!(container_state(&world.container()), "exited");
     assert_eq!(containers_of(&runtime), 1);
+}
+
+/// Messages on the test's command queue that a receiver holds right now.
+async fn in_flight(world: &World) -> u32 {
+    let attrs = aws_sdk_sqs::Client::new(&world.stack.sdk)
+        .get_queue_attributes()
+        .queue_url(&world.stack.provisioned.queue_urls["runtime-commands"])
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap();
+    attrs
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 #[tokio::test]

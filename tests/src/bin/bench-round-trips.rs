@@ -107,6 +107,52 @@ async fn main() {
         .await;
     rows.push(("resolve an inbound number (routing resolver)", n));
 
+    let host_token = stack.host("bench-host", (18500, 18510)).await;
+    let (reply, n) = stack
+        .round_trips
+        .during(stack.post(
+            &format!("/establishments/{est}/runtime"),
+            &admin,
+            json!({ "image": "callplane/runtime-sim:dev" }),
+        ))
+        .await;
+    let runtime = reply.body["id"].as_str().unwrap().to_owned();
+    let create = reply.body["command_id"].as_str().unwrap().to_owned();
+    rows.push(("POST /establishments/{id}/runtime (provision)", n));
+    let result = json!({ "runtime_id": runtime, "outcome": "succeeded", "attempt": 1 });
+    let (_, n) = stack
+        .round_trips
+        .during(stack.send(
+            Method::POST,
+            &format!("/hosts/bench-host/commands/{create}/result"),
+            Some(&host_token),
+            Some(result),
+        ))
+        .await;
+    rows.push(("POST /hosts/{id}/commands/{id}/result (host report)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.post_empty(&format!("/runtimes/{runtime}/start"), &admin))
+        .await;
+    rows.push(("POST /runtimes/{id}/start", n));
+    let health = json!({ "reports": [{ "runtime_id": runtime, "container_state": "running", "reachable": true,
+        "ready": true, "issues": [], "agent_info": null, "checked_at": callplane::time::Timestamp::now() }] });
+    let (_, n) = stack
+        .round_trips
+        .during(stack.send(
+            Method::POST,
+            "/hosts/bench-host/health",
+            Some(&host_token),
+            Some(health),
+        ))
+        .await;
+    rows.push(("POST /hosts/{id}/health (1 runtime)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.get(&format!("/runtimes/{runtime}/status"), &admin))
+        .await;
+    rows.push(("GET /runtimes/{id}/status", n));
+
     println!("| operation | DynamoDB round trips |\n|---|---|");
     for (op, n) in rows.iter() {
         println!("| {op} | {n} |");
