@@ -520,12 +520,14 @@ pub async fn host_command_result(
     result: CommandResult,
 ) -> Result<()> {
     host_access(app, host, token).await?;
-    let runtime = host_runtime(app, host, &result.runtime_id).await?;
-    let command = app
+    let (runtime, command) = app
         .store
-        .command(&runtime.id, cmd)
-        .await?
-        .ok_or(Error::NotFound("command"))?;
+        .runtime_and_command(&result.runtime_id, cmd)
+        .await?;
+    let runtime = runtime
+        .filter(|r| r.host_id == host)
+        .ok_or(Error::NotFound("runtime"))?;
+    let command = command.ok_or(Error::NotFound("command"))?;
     app.store
         .record_command_result(&runtime, &command, &result)
         .await

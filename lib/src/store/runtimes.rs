@@ -215,6 +215,27 @@ impl Store {
         self.get(&keys::command(runtime, command)).await
     }
 
+    /// A runtime and one of its commands, in one round trip.
+    pub async fn runtime_and_command(
+        &self,
+        runtime: &RuntimeId,
+        command: &CommandId,
+    ) -> Result<(Option<RuntimeRecord>, Option<CommandRecord>)> {
+        let runtime_key = keys::runtime(runtime);
+        let (mut r, mut c) = (None, None);
+        for (key, item) in self
+            .batch_get(&[runtime_key.clone(), keys::command(runtime, command)])
+            .await?
+        {
+            if key == runtime_key {
+                r = Some(Self::record(item)?);
+            } else {
+                c = Some(Self::record(item)?);
+            }
+        }
+        Ok((r, c))
+    }
+
     /// Marks a command (and, if it is still the runtime's newest, the runtime) failed because
     /// it could not be queued.
     pub async fn fail_unqueued(
