@@ -497,16 +497,10 @@ async fn a_runtime_reporting_not_ready_shows_its_issues() {
         .status()
         .unwrap();
     assert!(out.success());
-    // THEN the status shows not ready with that issue, reachable, within two poll intervals
-    let asked = Instant::now();
+    // THEN the status shows not ready with that issue, reachable (how soon: `make bench`)
     let status = world
         .status_until(&runtime, "not ready", |s| s["ready"] == false)
         .await;
-    assert!(
-        asked.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        asked.elapsed()
-    );
     assert_eq!(
         status["ready_issues"],
         json!(["llm: OPENAI_API_KEY missing"])

@@ -3,7 +3,8 @@
 //! wait until created, then time `POST /runtimes/{id}/start` until the command has succeeded
 //! (polled every 10 ms) and subtract Docker's own start time for that container (its
 //! `State.StartedAt` minus the moment the agent asked, approximated by `docker start` of a twin
-//! container). Then the agent's resident memory after 10 s idle. Needs `HOST_AGENT_BIN` (the
+//! container). Then how soon a runtime turning not-ready shows in the status, and the agent's
+//! resident memory after 10 s idle. Needs `HOST_AGENT_BIN` (the
 //! release binary) and the runtime-sim image.
 
 #![allow(clippy::unwrap_used)] // bench code: a panic is the failure report
@@ -57,6 +58,7 @@ async fn main() {
 
     let (mut total, mut docker_own) = (Vec::new(), Vec::new());
     let mut names = Vec::new();
+    let (mut last_runtime, mut last_port) = (String::new(), 0);
     for i in 0..runs {
         let est = stack.establishment(&admin, &format!("Bench {i}")).await;
         names.push(format!("agent_rt_{est}"));
@@ -68,6 +70,8 @@ async fn main() {
             )
             .await;
         let runtime = body.expect(201)["id"].as_str().unwrap().to_owned();
+        last_port = body.body["host_port"].as_u64().unwrap();
+        last_runtime = runtime.clone();
         let create = body.body["command_id"].as_str().unwrap().to_owned();
         wait_settled(&stack, &admin, &runtime, &create).await;
 
@@ -87,6 +91,50 @@ async fn main() {
         docker_own.push(t.elapsed().as_secs_f64() * 1000.0);
         docker(&["rm", "-f", &twin]);
     }
+    // Readiness: how long until a runtime's readiness change shows in GET …/status, with the
+    // default 5 s health interval (the promise: within two intervals). Toggled `runs` times.
+    let mut readiness = Vec::new();
+    for flip in 0..runs {
+        let ready = flip % 2 == 1;
+        let body = format!(
+            r#"{{"ready":{ready},"issues":{}}}"#,
+            if ready { "[]" } else { r#"["bench"]"# }
+        );
+        let flipped = Instant::now();
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-XPOST",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                &body,
+            ])
+            .arg(format!(
+                "http://127.0.0.1:{last_port}/control/sim/readiness"
+            ))
+            .status()
+            .unwrap();
+        loop {
+            let s = stack
+                .get(&format!("/runtimes/{last_runtime}/status"), &admin)
+                .await;
+            if s.body["ready"] == ready {
+                break;
+            }
+            assert!(
+                flipped.elapsed() < Duration::from_secs(30),
+                "status never followed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        readiness.push(flipped.elapsed().as_secs_f64() * 1000.0);
+    }
+    let readiness_max = readiness.iter().copied().fold(0.0, f64::max);
+    let readiness_ms = median(readiness);
+
     tokio::time::sleep(Duration::from_secs(10)).await;
     let rss_kb: u64 = std::fs::read_to_string(format!("/proc/{}/status", agent.id()))
         .unwrap()
@@ -104,6 +152,9 @@ async fn main() {
     println!("| POST start → command succeeded | {t:.0} ms |");
     println!("| of which Docker's own `docker start` (twin container) | {d:.0} ms |");
     println!("| control-plane + agent overhead | {:.0} ms |", t - d);
+    println!(
+        "| readiness change → GET status shows it (health interval 5 s; each change right after a report, the worst phase): median / max | {readiness_ms:.0} / {readiness_max:.0} ms |"
+    );
     println!(
         "| host agent RSS, idle with {runs} runtimes | {:.1} MB |",
         rss_kb as f64 / 1024.0
