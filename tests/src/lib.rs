@@ -399,6 +399,28 @@ impl Stack {
         reply.expect(201)["id"].as_str().expect("id").to_owned()
     }
 
+    /// Creates a draft of `agent` and publishes it; returns the version id.
+    pub async fn published(&self, token: &str, agent: &str, prompt: &str) -> String {
+        let version = self.draft(token, agent, prompt).await;
+        self.activate(token, agent, &version, "publish")
+            .await
+            .expect(200);
+        version
+    }
+
+    /// The actions of `est`'s audit log, newest first (first page).
+    pub async fn audit_actions(&self, token: &str, est: &str) -> Vec<String> {
+        let reply = self
+            .get(&format!("/establishments/{est}/audit-log"), token)
+            .await;
+        reply.expect(200)["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["action"].as_str().expect("action").to_owned())
+            .collect()
+    }
+
     /// `POST /agents/{agent}/versions/{version}/{action}` (publish or rollback), no body.
     pub async fn activate(&self, token: &str, agent: &str, version: &str, action: &str) -> Reply {
         self.post_empty(

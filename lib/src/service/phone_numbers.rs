@@ -198,13 +198,15 @@ pub async fn update(
             "give at least one of routing_agent_id, enabled",
         ));
     }
-    let (user, _) = phone_access(app, principal, id, Role::Admin).await?;
-    for _ in 0..RETRIES {
-        let old = app
-            .store
-            .phone(id)
-            .await?
-            .ok_or(Error::NotFound("phone number"))?;
+    let (user, mut old) = phone_access(app, principal, id, Role::Admin).await?;
+    for attempt in 0..RETRIES {
+        if attempt > 0 {
+            old = app
+                .store
+                .phone(id)
+                .await?
+                .ok_or(Error::NotFound("phone number"))?;
+        }
         let mut new = old.clone();
         new.updated_at = Timestamp::now();
         if let Some(enabled) = req.enabled {

@@ -271,15 +271,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
         .await;
     assert_eq!(again.expect(201)["host_port"], 18080);
     // AND the audit log recorded the lifecycle
-    let audit = stack
-        .get(&format!("/establishments/{est}/audit-log"), &admin)
-        .await;
-    let actions: Vec<&str> = audit.expect(200)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = stack.audit_actions(&admin, &est).await;
     assert_eq!(
         actions,
         vec![
