@@ -4,8 +4,12 @@
 use crate::auth::JwtKeys;
 use crate::blobs::Blobs;
 use crate::config::{Config, ConfigError, MailTransport};
+use crate::domain::NumberProvider;
+use crate::error::{Error, Result};
 use crate::mail::Mailer;
 use crate::store::Store;
+use crate::telephony::TelephonyPort;
+use crate::telephony::twilio::{RetryPolicy, TwilioClient};
 use aws_config::SdkConfig;
 use std::sync::Arc;
 
@@ -19,6 +23,39 @@ pub struct App {
     pub jwt: JwtKeys,
     /// SQS, for runtime host command queues (their URLs are on the host records).
     pub sqs: aws_sdk_sqs::Client,
+    /// Voice providers, when the telephony settings are present.
+    pub telephony: Option<Telephony>,
+}
+
+/// The telephony settings and the provider adapters built from them.
+#[derive(Debug)]
+pub struct Telephony {
+    /// The public base URL Twilio calls (no trailing `/`).
+    pub public_url: String,
+    /// Twilio's auth token, for webhook signatures.
+    pub auth_token: String,
+    /// `WHATSAPP_VERIFY_TOKEN`, `WHATSAPP_APP_SECRET`.
+    pub whatsapp_verify_token: Option<String>,
+    pub whatsapp_app_secret: Option<String>,
+    /// The Twilio adapter.
+    pub twilio: Arc<dyn TelephonyPort>,
+}
+
+impl Telephony {
+    /// The adapter that serves numbers of `provider`.
+    pub fn port(&self, provider: NumberProvider) -> Result<&dyn TelephonyPort> {
+        match provider {
+            NumberProvider::Twilio => Ok(self.twilio.as_ref()),
+            other => Err(Error::Unavailable(format!(
+                "calls through {other:?} are not supported yet"
+            ))),
+        }
+    }
+
+    /// A URL of ours that Twilio calls back, e.g. `/webhooks/twilio/call-status?call_id=…`.
+    pub fn callback(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.public_url)
+    }
 }
 
 /// What handlers receive.
@@ -30,6 +67,14 @@ impl App {
         let config = Config::from_env()?;
         let sdk = crate::aws::load().await;
         Ok(Arc::new(Self::new(config, &sdk)))
+    }
+
+    /// The telephony adapters; only the calls and webhook functions use them, and their
+    /// start-up checks the settings, so a miss here is a deployment error.
+    pub fn telephony(&self) -> Result<&Telephony> {
+        self.telephony
+            .as_ref()
+            .ok_or_else(|| Error::internal("telephony is not configured (TWILIO_ACCOUNT_SID)"))
     }
 
     /// State over the given SDK configuration.
@@ -50,7 +95,23 @@ impl App {
                 from: config.mail_from.clone(),
             },
         };
+        let telephony = config.telephony.as_ref().map(|t| Telephony {
+            public_url: t.public_url.clone(),
+            auth_token: t.auth_token.clone(),
+            whatsapp_verify_token: t.whatsapp_verify_token.clone(),
+            whatsapp_app_secret: t.whatsapp_app_secret.clone(),
+            twilio: Arc::new(TwilioClient::new(
+                &t.api_base,
+                &t.account_sid,
+                &t.auth_token,
+                RetryPolicy {
+                    base: std::time::Duration::from_millis(t.retry_base_ms),
+                    ..RetryPolicy::default()
+                },
+            )) as Arc<dyn TelephonyPort>,
+        });
         Self {
+            telephony,
             store: Store::new(dynamo, &config.table_name, &config.jwt_secret),
             jwt: JwtKeys::new(
                 &config.jwt_secret,

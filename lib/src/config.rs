@@ -34,6 +34,49 @@ pub struct Config {
     /// The ingest endpoint runtimes post call events to, injected into every runtime as
     /// `CALLPLANE_INGEST_URL` (`INGEST_URL`, default `http://127.0.0.1:9000/ingest/call-events`).
     pub ingest_url: String,
+    /// Voice-provider settings; only the functions that place or receive calls need them
+    /// (see [`Config::telephony`]).
+    pub telephony: Option<TelephonyConfig>,
+}
+
+/// What the calls and webhook functions need to talk to Twilio and to be called by it.
+#[derive(Clone)]
+pub struct TelephonyConfig {
+    /// The public base URL Twilio calls (`CALLPLANE_PUBLIC_URL`): webhook signatures are
+    /// checked against it and callback URLs given to Twilio start with it.
+    pub public_url: String,
+    /// `TWILIO_ACCOUNT_SID`.
+    pub account_sid: String,
+    /// `TWILIO_AUTH_TOKEN`: signs webhooks and authenticates REST calls.
+    pub auth_token: String,
+    /// `TWILIO_API_BASE`, default `https://api.twilio.com`.
+    pub api_base: String,
+    /// First back-off of rate-limited REST calls (`TWILIO_RETRY_BASE_MS`, default 250).
+    pub retry_base_ms: u64,
+    /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription check must present.
+    pub whatsapp_verify_token: Option<String>,
+    /// `WHATSAPP_APP_SECRET`: signs WhatsApp webhook bodies (`X-Hub-Signature-256`).
+    pub whatsapp_app_secret: Option<String>,
+}
+
+impl fmt::Debug for TelephonyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelephonyConfig")
+            .field("public_url", &self.public_url)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .field(
+                "whatsapp_verify_token",
+                &self.whatsapp_verify_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "whatsapp_app_secret",
+                &self.whatsapp_app_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -48,6 +91,7 @@ impl fmt::Debug for Config {
             .field("mail_from", &self.mail_from)
             .field("app_url", &self.app_url)
             .field("ingest_url", &self.ingest_url)
+            .field("telephony", &self.telephony)
             .finish()
     }
 }
@@ -61,6 +105,17 @@ pub struct ConfigError {
 }
 
 impl Config {
+    /// The telephony settings, or the error naming what is missing (the calls and
+    /// twilio-webhooks functions call this at start-up to fail fast).
+    pub fn telephony(&self) -> Result<&TelephonyConfig, ConfigError> {
+        self.telephony.as_ref().ok_or(ConfigError {
+            var: "TWILIO_ACCOUNT_SID",
+            problem: "is not set (with TWILIO_AUTH_TOKEN and CALLPLANE_PUBLIC_URL, needed to \
+                      place and receive calls)"
+                .into(),
+        })
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -121,7 +176,9 @@ impl Config {
                 problem: "must be an http(s) URL".into(),
             });
         }
+        let telephony = telephony(&get)?;
         Ok(Self {
+            telephony,
             ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,
@@ -133,6 +190,59 @@ impl Config {
             app_url: app_url.trim_end_matches('/').to_owned(),
         })
     }
+}
+
+/// The telephony group: absent when none of its three required variables is set, an error
+/// naming the first missing one when only some are.
+fn telephony(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TelephonyConfig>, ConfigError> {
+    let value = |var: &str| get(var).filter(|v| !v.trim().is_empty());
+    let required = [
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "CALLPLANE_PUBLIC_URL",
+    ];
+    if required.iter().all(|v| value(v).is_none()) {
+        return Ok(None);
+    }
+    let need = |var: &'static str| {
+        value(var).ok_or(ConfigError {
+            var,
+            problem: "is not set (the other telephony variables are)".into(),
+        })
+    };
+    let url = |var: &'static str, raw: String| {
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            Ok(raw.trim_end_matches('/').to_owned())
+        } else {
+            Err(ConfigError {
+                var,
+                problem: "must be an http(s) URL".into(),
+            })
+        }
+    };
+    let retry_base_ms = value("TWILIO_RETRY_BASE_MS")
+        .unwrap_or_else(|| "250".into())
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| (1..=10_000).contains(ms))
+        .ok_or(ConfigError {
+            var: "TWILIO_RETRY_BASE_MS",
+            problem: "must be a whole number of milliseconds from 1 to 10000".into(),
+        })?;
+    Ok(Some(TelephonyConfig {
+        account_sid: need("TWILIO_ACCOUNT_SID")?,
+        auth_token: need("TWILIO_AUTH_TOKEN")?,
+        public_url: url("CALLPLANE_PUBLIC_URL", need("CALLPLANE_PUBLIC_URL")?)?,
+        api_base: url(
+            "TWILIO_API_BASE",
+            value("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+        )?,
+        retry_base_ms,
+        whatsapp_verify_token: value("WHATSAPP_VERIFY_TOKEN"),
+        whatsapp_app_secret: value("WHATSAPP_APP_SECRET"),
+    }))
 }
 
 #[cfg(test)]
@@ -191,5 +301,48 @@ mod tests {
             !format!("{ok:?}").contains(&secret),
             "Debug must not print the secret"
         );
+        assert!(ok.telephony.is_none());
+        assert!(
+            ok.telephony()
+                .unwrap_err()
+                .to_string()
+                .starts_with("configuration: TWILIO_ACCOUNT_SID is not set")
+        );
+    }
+
+    #[test]
+    fn telephony_is_all_or_nothing() {
+        // GIVEN the base environment plus only part of the telephony group, then all of it
+        let secret = "s".repeat(32);
+        let base = [
+            ("JWT_SECRET", secret.as_str()),
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+        ];
+        let partial: Vec<_> = base
+            .iter()
+            .copied()
+            .chain([("TWILIO_ACCOUNT_SID", "AC1")])
+            .collect();
+        let full: Vec<_> = base
+            .iter()
+            .copied()
+            .chain([
+                ("TWILIO_ACCOUNT_SID", "AC1"),
+                ("TWILIO_AUTH_TOKEN", "token-123"),
+                ("CALLPLANE_PUBLIC_URL", "https://hooks.example.com/"),
+            ])
+            .collect();
+        // THEN the partial one names the missing variable and the full one has defaults
+        let err = Config::from_lookup(lookup(&partial)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("configuration: TWILIO_AUTH_TOKEN is not set")
+        );
+        let ok = Config::from_lookup(lookup(&full)).unwrap();
+        let t = ok.telephony().unwrap();
+        assert_eq!(t.public_url, "https://hooks.example.com");
+        assert_eq!(t.api_base, "https://api.twilio.com");
+        assert!(!format!("{ok:?}").contains("token-123"));
     }
 }

@@ -36,6 +36,14 @@ pub enum Error {
         field: &'static str,
         message: String,
     },
+    /// The request is well-formed but cannot be carried out as asked (a number the provider
+    /// refuses, a callee on the do-not-call list, no handoff number); `code` says which rule.
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        field: Option<&'static str>,
+    },
     /// The body is larger than the API accepts.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -71,6 +79,19 @@ impl Error {
         }
     }
 
+    /// A request that breaks business rule `code` (422), naming the field when there is one.
+    pub fn unprocessable(
+        code: &'static str,
+        field: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Unprocessable {
+            code,
+            message: message.into(),
+            field,
+        }
+    }
+
     /// Wraps any error as an internal failure.
     pub fn internal(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Error::Internal(err.into())
@@ -86,6 +107,7 @@ impl Error {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             Error::Conflict(_) | Error::ConflictField { .. } => (StatusCode::CONFLICT, "conflict"),
+            Error::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -121,6 +143,9 @@ impl IntoResponse for Error {
             Error::NotFoundField { field, .. } | Error::ConflictField { field, .. } => {
                 json!({ "field": field })
             }
+            Error::Unprocessable {
+                field: Some(field), ..
+            } => json!({ "field": field }),
             Error::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             _ => json!({}),
         };

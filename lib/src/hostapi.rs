@@ -96,6 +96,8 @@ pub struct CommandResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeHealth {
     pub runtime_id: RuntimeId,
+    /// The runtime's establishment (its routing copy of this report lives there).
+    pub establishment_id: EstablishmentId,
     /// Docker's state of the container (`running`, `exited`, `created`, …) or `missing`.
     pub container_state: String,
     /// Whether `/readyz` answered at all.

@@ -88,6 +88,8 @@ id_type!(/// An establishment's runtime (one Docker container on a host).
     RuntimeId, "rt_");
 id_type!(/// A lifecycle command sent to a runtime's host.
     CommandId, "cmd_");
+id_type!(/// A phone call, inbound or outbound.
+    CallId, "call_");
 
 #[cfg(test)]
 mod tests {

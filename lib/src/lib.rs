@@ -18,7 +18,8 @@ pub mod resources;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod telephony;
 pub mod time;
 
-pub use app::{App, AppState};
+pub use app::{App, AppState, Telephony};
 pub use error::{Error, Result};

@@ -30,9 +30,20 @@ impl Timestamp {
         Self(self.0 + chrono::Duration::seconds(secs))
     }
 
+    /// Parses RFC 2822 (`Tue, 10 Jan 2026 00:00:00 +0000`, Twilio's callback `Timestamp`).
+    pub fn parse_rfc2822(raw: &str) -> Result<Self, chrono::ParseError> {
+        DateTime::parse_from_rfc2822(raw).map(|t| Self(t.with_timezone(&Utc)))
+    }
+
     /// Parses RFC 3339 (any offset) and normalises to UTC.
     pub fn parse(raw: &str) -> Result<Self, chrono::ParseError> {
         DateTime::parse_from_rfc3339(raw).map(|t| Self(t.with_timezone(&Utc)))
+    }
+}
+
+impl From<Timestamp> for DateTime<Utc> {
+    fn from(t: Timestamp) -> Self {
+        t.0
     }
 }
 

@@ -306,6 +306,7 @@ impl Agent {
             };
             reports.push(RuntimeHealth {
                 runtime_id: spec.runtime_id.clone(),
+                establishment_id: spec.establishment_id.clone(),
                 container_state: state,
                 reachable: probe.reachable,
                 ready: probe.ready,

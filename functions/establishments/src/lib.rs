@@ -1,5 +1,5 @@
 //! The `establishments` function: establishments, their telephony policy, and their people
-//! (members, invitations, roles), and its audit log. Each handler extracts, calls one `callplane::service`
+//! (members, invitations, roles), its do-not-call list and its audit log. Each handler extracts, calls one `callplane::service`
 //! function, and answers.
 
 use axum::extract::State;
@@ -10,6 +10,7 @@ use callplane::auth::Principal;
 use callplane::http::{ApiJson, ListParams, Path, Query, finish};
 use callplane::ids::{EstablishmentId, UserId};
 use callplane::service::audit::{self, AuditView};
+use callplane::service::do_not_call::{self as dnc, AddDoNotCall, DoNotCallView};
 use callplane::service::establishments::{self as est, EstablishmentSummary, TelephonyView};
 use callplane::service::{EstablishmentView, members};
 use callplane::store::Page;
@@ -31,7 +32,15 @@ pub fn router(state: AppState) -> Router {
             delete(remove_member),
         )
         .route("/users/{user_id}", patch(change_role))
-        .route("/establishments/{id}/audit-log", get(audit_log));
+        .route("/establishments/{id}/audit-log", get(audit_log))
+        .route(
+            "/establishments/{id}/do-not-call",
+            get(do_not_call).post(add_do_not_call),
+        )
+        .route(
+            "/establishments/{id}/do-not-call/{e164}",
+            delete(remove_do_not_call),
+        );
     finish(routes, state)
 }
 
@@ -137,4 +146,38 @@ async fn audit_log(
     Query(params): Query<ListParams>,
 ) -> Result<Json<Page<AuditView>>> {
     audit::list(&app, &caller, &id, params).await.map(Json)
+}
+
+async fn do_not_call(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Page<DoNotCallView>>> {
+    dnc::list(&app, &caller, &id, params).await.map(Json)
+}
+
+async fn add_do_not_call(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    ApiJson(req): ApiJson<AddDoNotCall>,
+) -> Result<(StatusCode, Json<DoNotCallView>)> {
+    let (view, created) = dnc::add(&app, &caller, &id, req).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)))
+}
+
+async fn remove_do_not_call(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path((id, e164)): Path<(EstablishmentId, String)>,
+) -> Result<StatusCode> {
+    dnc::remove(&app, &caller, &id, &e164)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
 }

@@ -282,6 +282,17 @@ pub enum NumberProvider {
     Generic,
 }
 
+impl NumberProvider {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumberProvider::Twilio => "twilio",
+            NumberProvider::Whatsapp => "whatsapp",
+            NumberProvider::Generic => "generic",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! that exists is valid; nothing past the HTTP edge handles raw strings.
 
 mod agent;
+mod call;
 mod email;
 mod establishment;
 mod phone;
@@ -13,6 +14,7 @@ pub use agent::{
     AgentStatus, Brain, BrainPolicies, MaxTokens, ModelName, ModelParams, NumberProvider,
     PolicyText, Prompt, Temperature, Tool, ToolSetting, VersionStatus,
 };
+pub use call::{AnsweredBy, CallStatus, Direction, Disposition};
 pub use email::Email;
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use phone::E164;

@@ -4,10 +4,13 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod calls;
+pub mod do_not_call;
 pub mod establishments;
 pub mod members;
 pub mod phone_numbers;
 pub mod runtimes;
+pub mod webhooks;
 
 use crate::ids::EstablishmentId;
 use crate::store::records::EstablishmentRecord;

@@ -374,6 +374,47 @@ pub async fn status(app: &App, principal: &Principal, id: &RuntimeId) -> Result<
     Ok(status_view(runtime, Timestamp::now()))
 }
 
+/// Whether a runtime in `status` whose host last reported `health` takes a new call at `now`;
+/// `Err` says why not (the inbound webhook logs it; outbound calls answer it).
+pub fn takes_calls(
+    status: RuntimeStatus,
+    health: Option<&hostapi::RuntimeHealth>,
+    now: Timestamp,
+) -> Result<(), String> {
+    if status != RuntimeStatus::Running {
+        return Err(format!("the runtime is {}", status.as_str()));
+    }
+    let Some(health) = health else {
+        return Err("the runtime's host has not reported on it yet".into());
+    };
+    if !health.reachable {
+        return Err(format!(
+            "the runtime is unreachable ({})",
+            health.container_state
+        ));
+    }
+    if !health.ready {
+        return Err(format!(
+            "the runtime is not ready: {}",
+            health.issues.join("; ")
+        ));
+    }
+    let age = now.unix() - health.checked_at.unix();
+    if age > HEALTH_STALE_SECS {
+        return Err(format!("the runtime's last health report is {age} s old"));
+    }
+    let draining = health
+        .agent_info
+        .as_ref()
+        .and_then(|info| info.get("draining"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if draining {
+        return Err("the runtime is draining".into());
+    }
+    Ok(())
+}
+
 /// What the status shows: the lifecycle status and the host's latest view of the runtime,
 /// with issues for what is wrong (never checked, unreachable, a stale report).
 pub fn status_view(r: RuntimeRecord, now: Timestamp) -> StatusView {

@@ -3,7 +3,7 @@
 
 use crate::domain::{E164, Email};
 use crate::ids::{
-    AgentId, AgentVersionId, CommandId, EstablishmentId, PhoneNumberId, RuntimeId, UserId,
+    AgentId, AgentVersionId, CallId, CommandId, EstablishmentId, PhoneNumberId, RuntimeId, UserId,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -20,6 +20,10 @@ pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
 /// The `gsi1` index.
 pub const GSI1: &str = "gsi1";
+/// Partition-key attribute of the sparse `gsi2` index.
+pub const GSI2PK: &str = "gsi2pk";
+/// Sort-key attribute of the sparse `gsi2` index.
+pub const GSI2SK: &str = "gsi2sk";
 
 /// A primary key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,4 +210,46 @@ pub const HOSTS_INDEX: &str = "HOSTS";
 /// `gsi1` partition listing the runtimes a host runs (sort key: runtime id).
 pub fn host_runtimes_index(host: &str) -> String {
     format!("HOST#{host}#RUNTIMES")
+}
+
+/// A call: `CALL#{call}` / `CALL`.
+pub fn call(id: &CallId) -> Key {
+    Key::new(format!("CALL#{id}"), "CALL")
+}
+
+/// A provider's call id, unique per provider: `CALLSID#{provider}#{sid}` / `CALLSID` → the call
+/// (and, for inbound calls, the TwiML we answered, so a Twilio retry gets the same answer).
+pub fn call_sid(provider: crate::domain::NumberProvider, sid: &str) -> Key {
+    let provider = provider.as_str();
+    Key::new(format!("CALLSID#{provider}#{sid}"), "CALLSID")
+}
+
+/// `gsi1` partition of an establishment's call history (sort key [`call_sort`]).
+pub fn calls_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#CALLS")
+}
+
+/// Sparse `gsi2` partition of an establishment's calls that have not ended (sort key
+/// [`call_sort`]); a call leaves it when it reaches a final status.
+pub fn active_calls_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#ACTIVE")
+}
+
+/// Index sort key of a call: its creation time, then its id.
+pub fn call_sort(created_at: &crate::time::Timestamp, id: &CallId) -> String {
+    format!("{created_at}#{id}")
+}
+
+/// Sort-key prefix of do-not-call entries.
+pub const DNC_PREFIX: &str = "DNC#";
+
+/// A number on an establishment's do-not-call list: `EST#{est}` / `DNC#{e164}`.
+pub fn do_not_call(est: &EstablishmentId, e164: &E164) -> Key {
+    Key::new(establishment_partition(est), format!("{DNC_PREFIX}{e164}"))
+}
+
+/// An outbound-call request by its `Idempotency-Key`, per establishment:
+/// `IDEMP#{est}#{key}` / `OUTBOUND` (expires after a day).
+pub fn outbound_request(est: &EstablishmentId, idempotency_key: &str) -> Key {
+    Key::new(format!("IDEMP#{est}#{idempotency_key}"), "OUTBOUND")
 }

@@ -5,6 +5,7 @@
 mod access;
 mod agents;
 mod audit;
+mod calls;
 pub mod cursor;
 mod establishments;
 pub mod keys;
@@ -16,6 +17,7 @@ mod users;
 
 pub use access::Session;
 pub use agents::{Activation, ActivationError, AgentPatch, MAX_NUMBERS_PER_AGENT};
+pub use calls::{CreateCallError, InboundContext, OutboundContext, StatusChange};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use phones::{Route, RoutingError};
@@ -357,6 +359,38 @@ impl Store {
                 Some(next) => start = Some(next),
                 None => return Ok(out),
             }
+        }
+    }
+
+    /// One conditional UpdateItem outside a transaction; `Ok(false)` when the condition failed.
+    pub(crate) async fn update_if(
+        &self,
+        key: &Key,
+        expression: &str,
+        condition: &str,
+        names: HashMap<String, String>,
+        values: Item,
+    ) -> Result<bool> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.attrs()))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

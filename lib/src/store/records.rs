@@ -1,14 +1,14 @@
 //! The shapes of stored items (without their keys, which `keys` builds).
 
 use crate::domain::{
-    AgentStatus, Brain, DesiredState, DisplayName, E164, Email, ImageRef, Locale, Name,
-    NumberProvider, Role, RuntimeAction, RuntimeEnv, RuntimeStatus, TelephonyPolicy, TimeZone,
-    VersionStatus,
+    AgentStatus, AnsweredBy, Brain, CallStatus, DesiredState, Direction, DisplayName, Disposition,
+    E164, Email, ImageRef, Locale, Name, NumberProvider, Role, RuntimeAction, RuntimeEnv,
+    RuntimeStatus, TelephonyPolicy, TimeZone, VersionStatus,
 };
 use crate::hostapi::{CommandOutcome, RuntimeHealth};
 use crate::ids::{
-    AgentId, AgentVersionId, AuditId, CommandId, EstablishmentId, InvitationId, PhoneNumberId,
-    RuntimeId, UserId,
+    AgentId, AgentVersionId, AuditId, CallId, CommandId, EstablishmentId, InvitationId,
+    PhoneNumberId, RuntimeId, UserId,
 };
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -228,10 +228,17 @@ pub struct HostPortRecord {
     pub runtime_id: RuntimeId,
 }
 
-/// `EST#{est}` / `RUNTIME`: the establishment's current runtime.
+/// `EST#{est}` / `RUNTIME`: the establishment's current runtime, with the copy of its state
+/// that routing an inbound call needs (so the webhook reads it with the establishment, in one
+/// BatchGetItem). Every write of the runtime's status or health writes this copy in the same
+/// transaction.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EstablishmentRuntimeRecord {
     pub runtime_id: RuntimeId,
+    /// `http://{public host}:{port}` (fixed for the runtime's life).
+    pub base_url: String,
+    pub status: RuntimeStatus,
+    pub health: Option<RuntimeHealth>,
 }
 
 /// `RUNTIME#{rt}` / `RUNTIME`, listed through `gsi1` `HOST#{host}#RUNTIMES` until removed.
@@ -297,4 +304,111 @@ pub struct CommandRecord {
     pub requested_by: UserId,
     pub created_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+}
+
+/// `CALL#{call}` / `CALL`; in `gsi1` `EST#{est}#CALLS` always and in `gsi2` `EST#{est}#ACTIVE`
+/// until it ends.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub id: CallId,
+    pub establishment_id: EstablishmentId,
+    pub agent_id: AgentId,
+    /// The version that handled the call (`None`: the agent was not published).
+    pub agent_version_id: Option<AgentVersionId>,
+    /// The runtime the media stream went to.
+    pub runtime_id: Option<RuntimeId>,
+    pub provider: NumberProvider,
+    /// Twilio's `CallSid`; an outbound call has none until Twilio accepted it.
+    pub provider_call_sid: Option<String>,
+    pub direction: Direction,
+    /// The caller as the provider gave it (may be `anonymous` or a client id inbound).
+    pub from_e164: String,
+    pub to_e164: String,
+    pub status: CallStatus,
+    /// `status.rank()`, stored so callbacks apply with a condition `status_rank < :rank`.
+    pub status_rank: u8,
+    pub disposition: Disposition,
+    pub created_at: Timestamp,
+    /// When it was answered.
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub duration_seconds: Option<u32>,
+    /// Why it ended (the provider's final status, SIP code when not 200, or our reason).
+    pub end_reason: Option<String>,
+    pub answered_by: Option<AnsweredBy>,
+    pub machine_detection_ms: Option<u32>,
+    pub recording: Option<RecordingRef>,
+    pub handoff: Option<HandoffRecord>,
+    pub lead_id: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    /// Who placed it (outbound).
+    pub requested_by: Option<UserId>,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi2sk: Option<String>,
+}
+
+/// A call's recording as the provider reported it (the object is copied to S3 later).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordingRef {
+    pub provider_recording_sid: String,
+    /// The provider's URL (fetching it needs the account's credentials).
+    pub url: String,
+    pub status: String,
+    pub duration_seconds: Option<u32>,
+    pub channels: Option<u32>,
+}
+
+/// A transfer of a call to the establishment's handoff number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HandoffRecord {
+    pub e164: E164,
+    pub reason: String,
+    /// `None` when policy transferred it (closed, no runtime).
+    pub requested_by: Option<UserId>,
+    pub at: Timestamp,
+}
+
+/// `CALLSID#{provider}#{sid}` / `CALLSID`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CallSidRecord {
+    pub call_id: CallId,
+    pub establishment_id: EstablishmentId,
+    /// The TwiML the inbound webhook answered (a retry gets it again).
+    pub twiml: Option<String>,
+}
+
+/// `EST#{est}` / `DNC#{e164}`: never call this number, never take its calls.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DoNotCallRecord {
+    pub e164: E164,
+    pub reason: Option<String>,
+    pub added_by: UserId,
+    pub added_at: Timestamp,
+}
+
+/// `IDEMP#{est}#{key}` / `OUTBOUND`: what an outbound request with this key did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutboundRequestRecord {
+    pub call_id: CallId,
+    /// SHA-256 of the request body as parsed, so a reused key with another body is refused.
+    pub request_hash: String,
+    /// The error the first request ended with, replayed as is.
+    pub error: Option<StoredError>,
+    /// Epoch seconds; DynamoDB's TTL removes the record after a day.
+    pub expires_at: i64,
+}
+
+/// An API error as first answered, for idempotent replays.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
 }

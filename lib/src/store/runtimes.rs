@@ -96,6 +96,9 @@ impl Store {
                     &keys::establishment_runtime(&runtime.establishment_id),
                     &EstablishmentRuntimeRecord {
                         runtime_id: runtime.id.clone(),
+                        base_url: runtime.base_url.clone(),
+                        status: runtime.status,
+                        health: None,
                     },
                 )?,
                 self.create(&keys::runtime(&runtime.id), runtime)?,
@@ -189,6 +192,7 @@ impl Store {
                     (":rev".to_owned(), n(runtime.revision)),
                 ]),
             )?,
+            self.routing_status(runtime, status)?,
             self.create(&keys::command(&runtime.id, &command.id), command)?,
             self.audit_item(&AuditRecord::new(
                 &runtime.establishment_id,
@@ -349,6 +353,8 @@ impl Store {
             )?);
             if removed {
                 items.extend(self.release(runtime)?);
+            } else {
+                items.push(self.routing_status(runtime, new_status)?);
             }
         }
         match self.transact(items).await {
@@ -357,6 +363,25 @@ impl Store {
             Ok(()) | Err(TxError::Conditions(_)) => Ok(()),
             Err(TxError::Other(e)) => Err(e),
         }
+    }
+
+    /// The update of the establishment's copy of `runtime`'s status (see
+    /// [`EstablishmentRuntimeRecord`]), for the transaction that changes the runtime.
+    fn routing_status(
+        &self,
+        runtime: &RuntimeRecord,
+        status: RuntimeStatus,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem> {
+        self.update(
+            &keys::establishment_runtime(&runtime.establishment_id),
+            "SET #status = :status",
+            Some("runtime_id = :rt"),
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
+            HashMap::from([
+                (":status".to_owned(), s(status.as_str())),
+                (":rt".to_owned(), s(runtime.id.as_str())),
+            ]),
+        )
     }
 
     /// The items that free a removed runtime's establishment slot and host port.
@@ -388,33 +413,51 @@ impl Store {
         ])
     }
 
-    /// Stores what a host saw of its runtimes; reports about runtimes that are not on this
-    /// host are ignored. One UpdateItem per runtime.
+    /// Stores what a host saw of its runtimes, on the runtime and on its establishment's
+    /// routing copy, in one transaction per runtime. Reports about runtimes that are not on this
+    /// host, or no longer their establishment's runtime, are ignored.
     pub async fn record_health(&self, host: &str, reports: &[RuntimeHealth]) -> Result<()> {
         for report in reports {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(keys::runtime(&report.runtime_id).attrs()))
-                .update_expression("SET health = :h")
-                .condition_expression("attribute_exists(pk) AND host_id = :host")
-                .expression_attribute_values(":h", serde_dynamo::to_attribute_value(report)?)
-                .expression_attribute_values(":host", s(host))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    tracing::warn!(host, runtime_id = %report.runtime_id, "health report for a runtime not on this host");
+            let health: AttributeValue = serde_dynamo::to_attribute_value(report)?;
+            let items = vec![
+                self.update(
+                    &keys::runtime(&report.runtime_id),
+                    "SET health = :h",
+                    Some("host_id = :host"),
+                    HashMap::new(),
+                    HashMap::from([
+                        (":h".to_owned(), health.clone()),
+                        (":host".to_owned(), s(host)),
+                    ]),
+                )?,
+                self.update(
+                    &keys::establishment_runtime(&report.establishment_id),
+                    "SET health = :h",
+                    Some("runtime_id = :rt"),
+                    HashMap::new(),
+                    HashMap::from([
+                        (":h".to_owned(), health),
+                        (":rt".to_owned(), s(report.runtime_id.as_str())),
+                    ]),
+                )?,
+            ];
+            match self.transact(items).await {
+                Ok(()) => {}
+                Err(TxError::Conditions(_)) => {
+                    tracing::warn!(host, runtime_id = %report.runtime_id, "health report for a runtime not on this host or not current");
                 }
-                Err(e) => return Err(e.into()),
+                Err(TxError::Other(e)) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    /// An establishment's runtime slot with its routing copy.
+    pub async fn establishment_runtime_slot(
+        &self,
+        est: &EstablishmentId,
+    ) -> Result<Option<EstablishmentRuntimeRecord>> {
+        self.get(&keys::establishment_runtime(est)).await
     }
 
     /// The runtimes a host runs or still has to remove.

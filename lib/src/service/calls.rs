@@ -1,0 +1,542 @@
+//! Calls through the API (PRD §7.5, Appendix A.5): placing outbound calls (operators and
+//! admins, idempotent on `Idempotency-Key`), reading a call, and handing a live call off to
+//! the establishment's handoff number. Foreign calls are 404.
+
+use super::agents::require_member;
+use super::runtimes::takes_calls;
+use super::webhooks::stream_url;
+use crate::app::App;
+use crate::auth::Principal;
+use crate::domain::{
+    AgentStatus, AnsweredBy, CallStatus, Direction, Disposition, E164, NumberProvider, Role,
+};
+use crate::error::{Error, Result};
+use crate::ids::{AgentId, AgentVersionId, CallId, EstablishmentId, RuntimeId};
+use crate::store::records::{
+    AgentRecord, CallRecord, HandoffRecord, OutboundRequestRecord, RecordingRef, StoredError,
+};
+use crate::store::{CreateCallError, OutboundContext};
+use crate::telephony::{OutboundCall, StreamTarget};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// How long an idempotency key is remembered.
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+/// Largest `metadata`, serialised.
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// `POST /calls/outbound` body.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRequest {
+    pub establishment_id: EstablishmentId,
+    pub agent_id: AgentId,
+    pub to_e164: E164,
+    /// A number of the establishment; by default one routed to the agent, else any.
+    #[serde(default)]
+    pub from_e164: Option<E164>,
+    #[serde(default)]
+    pub lead_id: Option<String>,
+    /// Free-form JSON object passed along with the call (at most 4 KiB).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    /// Ask Twilio to detect answering machines (result in `answered_by`).
+    #[serde(default)]
+    pub answering_machine_detection: bool,
+}
+
+/// `POST /calls/{id}/handoff` body (Appendix A.5).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffRequest {
+    pub reason: String,
+}
+
+/// `POST /calls/{id}/handoff` answer (Appendix A.5).
+#[derive(Debug, Serialize)]
+pub struct HandoffView {
+    pub call_id: CallId,
+    pub status: CallStatus,
+    pub handoff_e164: E164,
+}
+
+/// A call as the API shows it (the Appendix A.5 fields first).
+#[derive(Debug, Serialize)]
+pub struct CallView {
+    pub call_id: CallId,
+    pub provider: NumberProvider,
+    pub provider_call_sid: Option<String>,
+    pub establishment_id: EstablishmentId,
+    pub agent_id: AgentId,
+    pub agent_version_id: Option<AgentVersionId>,
+    pub runtime_id: Option<RuntimeId>,
+    pub status: CallStatus,
+    pub direction: Direction,
+    pub disposition: Disposition,
+    pub from_e164: String,
+    pub to_e164: String,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// Final length, or the time since answering while the call is live.
+    pub duration_seconds: Option<u32>,
+    pub end_reason: Option<String>,
+    pub answered_by: Option<AnsweredBy>,
+    pub recording: Option<RecordingView>,
+    pub handoff: Option<HandoffRecord>,
+    pub lead_id: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    /// Computed after the call (PRD §10); `null` until then.
+    pub sentiment: Option<serde_json::Value>,
+    /// Computed after the call; `null` until then.
+    pub summary: Option<serde_json::Value>,
+}
+
+/// A call's recording, without the provider URL (which needs our credentials).
+#[derive(Debug, Serialize)]
+pub struct RecordingView {
+    pub recording_sid: String,
+    pub status: String,
+    pub duration_seconds: Option<u32>,
+    pub channels: Option<u32>,
+}
+
+impl From<RecordingRef> for RecordingView {
+    fn from(r: RecordingRef) -> Self {
+        Self {
+            recording_sid: r.provider_recording_sid,
+            status: r.status,
+            duration_seconds: r.duration_seconds,
+            channels: r.channels,
+        }
+    }
+}
+
+impl CallView {
+    /// The view of `c` at `now`.
+    pub fn of(c: CallRecord, now: Timestamp) -> Self {
+        let live = c
+            .started_at
+            .filter(|_| !c.status.is_final())
+            .map(|s| u32::try_from(now.unix() - s.unix()).unwrap_or(0));
+        Self {
+            call_id: c.id,
+            provider: c.provider,
+            provider_call_sid: c.provider_call_sid,
+            establishment_id: c.establishment_id,
+            agent_id: c.agent_id,
+            agent_version_id: c.agent_version_id,
+            runtime_id: c.runtime_id,
+            status: c.status,
+            direction: c.direction,
+            disposition: c.disposition,
+            from_e164: c.from_e164,
+            to_e164: c.to_e164,
+            created_at: c.created_at,
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+            duration_seconds: c.duration_seconds.or(live),
+            end_reason: c.end_reason,
+            answered_by: c.answered_by,
+            recording: c.recording.map(RecordingView::from),
+            handoff: c.handoff,
+            lead_id: c.lead_id,
+            metadata: c.metadata,
+            sentiment: None,
+            summary: None,
+        }
+    }
+}
+
+/// An outbound call's answer: `replayed` when an earlier request with the same key made it.
+#[derive(Debug)]
+pub struct Placed {
+    pub call: CallView,
+    pub replayed: bool,
+}
+
+/// Checks an `Idempotency-Key` header value: 1–255 visible ASCII characters.
+pub fn idempotency_key(raw: Option<&str>) -> Result<Option<String>> {
+    match raw {
+        None => Ok(None),
+        Some(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        Some(_) => Err(Error::invalid(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// `POST /calls/outbound` (operators and admins).
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %req.establishment_id))]
+pub async fn outbound(
+    app: &App,
+    principal: &Principal,
+    key: Option<String>,
+    req: OutboundRequest,
+) -> Result<Placed> {
+    check_extras(&req)?;
+    let est = req.establishment_id.clone();
+    let user = require_member(app, principal, &est, Role::Operator, "establishment").await?;
+    let request_hash = hash_request(&req)?;
+    let context = app
+        .store
+        .outbound_context(&est, &req.agent_id, &req.to_e164, key.as_deref())
+        .await?;
+    if let Some(earlier) = &context.request {
+        return replay(app, earlier, &request_hash).await;
+    }
+    let plan = plan(app, &req, &context).await?;
+    let now = Timestamp::now();
+    let call = CallRecord {
+        id: CallId::new(),
+        establishment_id: est.clone(),
+        agent_id: plan.agent.id.clone(),
+        agent_version_id: plan.agent.active_version_id.clone(),
+        runtime_id: Some(plan.runtime_id.clone()),
+        provider: NumberProvider::Twilio,
+        provider_call_sid: None,
+        direction: Direction::Outbound,
+        from_e164: plan.from.to_string(),
+        to_e164: req.to_e164.to_string(),
+        status: CallStatus::Queued,
+        status_rank: CallStatus::Queued.rank(),
+        disposition: Disposition::Outbound,
+        created_at: now,
+        started_at: None,
+        ended_at: None,
+        duration_seconds: None,
+        end_reason: None,
+        answered_by: None,
+        machine_detection_ms: None,
+        recording: None,
+        handoff: None,
+        lead_id: req.lead_id.clone(),
+        metadata: req.metadata.clone(),
+        requested_by: Some(user.id.clone()),
+        updated_at: now,
+        gsi1pk: None,
+        gsi1sk: None,
+        gsi2pk: None,
+        gsi2sk: None,
+    };
+    let record = OutboundRequestRecord {
+        call_id: call.id.clone(),
+        request_hash: request_hash.clone(),
+        error: None,
+        expires_at: now.unix() + IDEMPOTENCY_TTL_SECS,
+    };
+    let reservation = key.as_deref().map(|k| (k, &record));
+    match app.store.create_call(&call, None, reservation).await {
+        Ok(()) => {}
+        // A concurrent request with the same key won the race: answer as a replay of it.
+        Err(CreateCallError::Taken) => {
+            let Some(key) = key.as_deref() else {
+                return Err(Error::Conflict("call id collision; retry".into()));
+            };
+            let earlier = app
+                .store
+                .outbound_request(&est, key)
+                .await?
+                .ok_or_else(|| {
+                    Error::Conflict("a request with this key is settling; retry".into())
+                })?;
+            return replay(app, &earlier, &request_hash).await;
+        }
+        Err(CreateCallError::Other(e)) => return Err(e),
+    }
+    let telephony = app.telephony()?;
+    let dial = OutboundCall {
+        to: req.to_e164.clone(),
+        from: plan.from.clone(),
+        stream: StreamTarget {
+            url: stream_url(&plan.base_url),
+            parameters: vec![
+                ("call_id".into(), call.id.to_string()),
+                ("establishment_id".into(), est.to_string()),
+                ("agent_id".into(), plan.agent.id.to_string()),
+                ("agent_version_id".into(), plan.version.to_string()),
+                (
+                    "max_call_duration_seconds".into(),
+                    plan.max_duration.to_string(),
+                ),
+            ],
+        },
+        time_limit_secs: plan.max_duration,
+        status_callback: telephony
+            .callback(&format!("/webhooks/twilio/call-status?call_id={}", call.id)),
+        amd_callback: req.answering_machine_detection.then(|| {
+            telephony.callback(&format!(
+                "/webhooks/twilio/amd-callback?call_id={}",
+                call.id
+            ))
+        }),
+    };
+    match telephony.port(call.provider)?.place_call(&dial).await {
+        Ok(placed) => {
+            app.store
+                .set_provider_sid(&call, &placed.provider_call_id)
+                .await?;
+            tracing::info!(call_id = %call.id, call_sid = %placed.provider_call_id, "outbound call placed");
+            let mut call = call;
+            call.provider_call_sid = Some(placed.provider_call_id);
+            Ok(Placed {
+                call: CallView::of(call, Timestamp::now()),
+                replayed: false,
+            })
+        }
+        Err(provider_error) => {
+            let retryable = matches!(
+                provider_error,
+                crate::telephony::ProviderError::RateLimited
+                    | crate::telephony::ProviderError::Unavailable(_)
+            );
+            let error = Error::from(provider_error);
+            let (status, code) = error.code();
+            let stored = StoredError {
+                status: status.as_u16(),
+                code: code.to_owned(),
+                message: error.to_string(),
+            };
+            app.store
+                .fail_outbound(&call, key.as_deref(), &stored, retryable)
+                .await?;
+            Err(error)
+        }
+    }
+}
+
+/// What an outbound call needs, checked.
+struct Plan {
+    agent: AgentRecord,
+    version: AgentVersionId,
+    from: E164,
+    runtime_id: RuntimeId,
+    base_url: String,
+    max_duration: u32,
+}
+
+async fn plan(app: &App, req: &OutboundRequest, context: &OutboundContext) -> Result<Plan> {
+    let establishment = context
+        .establishment
+        .as_ref()
+        .ok_or(Error::NotFound("establishment"))?;
+    let agent = context
+        .agent
+        .clone()
+        .filter(|a| a.establishment_id == req.establishment_id)
+        .ok_or_else(|| Error::NotFoundField {
+            field: "agent_id",
+            message: "no such agent in this establishment".into(),
+        })?;
+    if agent.status == AgentStatus::Archived {
+        return Err(Error::conflict_on("agent_id", "the agent is archived"));
+    }
+    let version = agent
+        .active_version_id
+        .clone()
+        .ok_or_else(|| Error::conflict_on("agent_id", "the agent has no published version"))?;
+    let policy = &establishment.telephony;
+    if policy.blacklist_e164.contains(&req.to_e164) {
+        return Err(Error::unprocessable(
+            "blacklisted",
+            Some("to_e164"),
+            "to_e164: the number is on the establishment's blacklist",
+        ));
+    }
+    if context.do_not_call {
+        return Err(Error::unprocessable(
+            "do_not_call",
+            Some("to_e164"),
+            "to_e164: the number is on the establishment's do-not-call list",
+        ));
+    }
+    let from = caller_id(app, req, &agent).await?;
+    let runtime = context.runtime.as_ref().ok_or_else(|| {
+        Error::Conflict("the establishment has no runtime to take the call".into())
+    })?;
+    takes_calls(runtime.status, runtime.health.as_ref(), Timestamp::now())
+        .map_err(|why| Error::Conflict(format!("the call cannot be placed: {why}")))?;
+    Ok(Plan {
+        agent,
+        version,
+        from,
+        runtime_id: runtime.runtime_id.clone(),
+        base_url: runtime.base_url.clone(),
+        max_duration: policy.max_call_duration_seconds,
+    })
+}
+
+/// The number to call from: the one asked for, which must be an enabled Twilio number of the
+/// establishment; else the agent's first number, else the establishment's first enabled one.
+async fn caller_id(app: &App, req: &OutboundRequest, agent: &AgentRecord) -> Result<E164> {
+    let usable =
+        |provider: NumberProvider, enabled: bool| enabled && provider == NumberProvider::Twilio;
+    if let Some(from) = &req.from_e164 {
+        let route = app.store.resolve_route(from).await?;
+        return match route {
+            Some(r)
+                if r.establishment_id == req.establishment_id && usable(r.provider, r.enabled) =>
+            {
+                Ok(from.clone())
+            }
+            _ => Err(Error::unprocessable(
+                "invalid_caller_id",
+                Some("from_e164"),
+                "from_e164: not an enabled Twilio number of this establishment",
+            )),
+        };
+    }
+    let phones = app.store.all_phones_of(&req.establishment_id).await?;
+    phones
+        .iter()
+        .filter(|p| usable(p.provider, p.enabled))
+        .min_by_key(|p| p.routing_agent_id != agent.id)
+        .map(|p| p.e164.clone())
+        .ok_or_else(|| {
+            Error::unprocessable(
+                "no_caller_id",
+                Some("from_e164"),
+                "the establishment has no enabled Twilio number to call from",
+            )
+        })
+}
+
+fn check_extras(req: &OutboundRequest) -> Result<()> {
+    if let Some(lead) = &req.lead_id
+        && (lead.is_empty() || lead.len() > 128)
+    {
+        return Err(Error::invalid("lead_id", "must be 1 to 128 characters"));
+    }
+    if let Some(meta) = &req.metadata {
+        if !meta.is_object() {
+            return Err(Error::invalid("metadata", "must be a JSON object"));
+        }
+        if meta.to_string().len() > MAX_METADATA_BYTES {
+            return Err(Error::invalid(
+                "metadata",
+                format!("must be at most {MAX_METADATA_BYTES} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hash_request(req: &OutboundRequest) -> Result<String> {
+    let bytes = serde_json::to_vec(req).map_err(Error::internal)?;
+    Ok(Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// The answer to a request whose key was used before: the same call (or the same error) for
+/// the same body, 422 for another body.
+async fn replay(app: &App, earlier: &OutboundRequestRecord, hash: &str) -> Result<Placed> {
+    if earlier.request_hash != hash {
+        return Err(Error::unprocessable(
+            "idempotency_key_reused",
+            Some("Idempotency-Key"),
+            "Idempotency-Key was used with a different request body",
+        ));
+    }
+    if let Some(e) = &earlier.error {
+        // Only final refusals are remembered (a retryable failure releases the key), and
+        // the provider's refusals are all 422s.
+        return Err(match e.code.as_str() {
+            "invalid_number" => Error::unprocessable("invalid_number", Some("to_e164"), &e.message),
+            _ => Error::unprocessable("provider_refused", None, &e.message),
+        });
+    }
+    let call = app
+        .store
+        .call(&earlier.call_id)
+        .await?
+        .ok_or_else(|| Error::internal("idempotency record points at a missing call"))?;
+    Ok(Placed {
+        call: CallView::of(call, Timestamp::now()),
+        replayed: true,
+    })
+}
+
+/// `GET /calls/{id}` (viewers and up).
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, call_id = %id))]
+pub async fn get(app: &App, principal: &Principal, id: &CallId) -> Result<CallView> {
+    let call = member_call(app, principal, id, Role::Viewer).await?.1;
+    Ok(CallView::of(call, Timestamp::now()))
+}
+
+/// The call and the caller's account, if the caller has `role` in the call's establishment;
+/// 404 for calls of other establishments.
+async fn member_call(
+    app: &App,
+    principal: &Principal,
+    id: &CallId,
+    role: Role,
+) -> Result<(crate::store::records::UserRecord, CallRecord)> {
+    let call = app.store.call(id).await?.ok_or(Error::NotFound("call"))?;
+    let user = require_member(app, principal, &call.establishment_id, role, "call").await?;
+    Ok((user, call))
+}
+
+/// `POST /calls/{id}/handoff` (operators and admins): transfers a call in progress to the
+/// establishment's handoff number (PRD §11).
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, call_id = %id))]
+pub async fn handoff(
+    app: &App,
+    principal: &Principal,
+    id: &CallId,
+    req: HandoffRequest,
+) -> Result<HandoffView> {
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(Error::invalid("reason", "must be 1 to 200 characters"));
+    }
+    let (user, call) = member_call(app, principal, id, Role::Operator).await?;
+    if call.status != CallStatus::InProgress {
+        return Err(Error::Conflict(format!(
+            "the call is {}; only a call in progress can be handed off",
+            call.status.as_str()
+        )));
+    }
+    let establishment = app
+        .store
+        .establishment_required(&call.establishment_id)
+        .await?;
+    let to = establishment.telephony.handoff_e164.ok_or_else(|| {
+        Error::unprocessable(
+            "no_handoff_number",
+            None,
+            "the establishment has no handoff number (PATCH …/telephony handoff_e164)",
+        )
+    })?;
+    let sid = call
+        .provider_call_sid
+        .clone()
+        .ok_or_else(|| Error::Conflict("the call has not reached the provider yet".into()))?;
+    let handoff = HandoffRecord {
+        e164: to.clone(),
+        reason: reason.to_owned(),
+        requested_by: Some(user.id.clone()),
+        at: Timestamp::now(),
+    };
+    if !app.store.begin_handoff(&call, &handoff, &user).await? {
+        return Err(Error::Conflict(
+            "the call changed meanwhile; only a call in progress can be handed off".into(),
+        ));
+    }
+    let port = app.telephony()?.port(call.provider)?;
+    if let Err(e) = port.transfer(&sid, &to, None).await {
+        app.store.undo_handoff(&call.id).await?;
+        return Err(e.into());
+    }
+    tracing::info!(call_id = %call.id, handoff = %to, "call handed off");
+    Ok(HandoffView {
+        call_id: call.id,
+        status: CallStatus::HandoffInitiated,
+        handoff_e164: to,
+    })
+}

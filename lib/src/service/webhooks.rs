@@ -1,0 +1,453 @@
+//! What Twilio's webhooks do (PRD §5 flow 4, §6, §9.3). The incoming-call webhook resolves the
+//! called number (one read), reads the establishment, its runtime's routing copy, the caller's
+//! do-not-call entry and any earlier answer for this `CallSid` (one BatchGetItem), applies the
+//! telephony policy, and records the call with its answer (one transaction): three round
+//! trips. The callbacks move calls forward only and store AMD results and recordings.
+//! Requests reach these functions only once their signature is verified (`TwilioWebhook`).
+
+use super::runtimes::takes_calls;
+use crate::app::App;
+use crate::domain::{AnsweredBy, CallStatus, Direction, Disposition, E164, NumberProvider};
+use crate::error::{Error, Result};
+use crate::ids::CallId;
+use crate::store::records::{
+    CallRecord, CallSidRecord, EstablishmentRecord, EstablishmentRuntimeRecord, HandoffRecord,
+    RecordingRef,
+};
+use crate::store::{CreateCallError, Route, StatusChange};
+use crate::telephony::twilio::twiml::{Verb, render};
+use crate::telephony::twilio::{TwilioWebhook, Twiml};
+use crate::telephony::whatsapp;
+use crate::time::Timestamp;
+
+/// Spoken before transferring a call that came outside business hours.
+pub const CLOSED_TRANSFER: &str =
+    "Thank you for calling. We are closed right now, so we are connecting you to our team.";
+/// Spoken before hanging up a call that came outside business hours.
+pub const CLOSED_HANGUP: &str =
+    "Thank you for calling. We are closed right now. Please call again during business hours.";
+/// Spoken before hanging up when no runtime can take the call and there is no handoff number.
+pub const APOLOGY: &str =
+    "We are sorry, we cannot take your call right now. Please try again in a few minutes.";
+/// How long a transfer rings the handoff number.
+const DIAL_TIMEOUT_SECS: u32 = 30;
+
+/// What the webhook decided for a call.
+#[derive(Debug, PartialEq)]
+pub struct Decision {
+    pub disposition: Disposition,
+    pub verbs: Vec<Verb>,
+    /// The status the call is recorded with.
+    pub status: CallStatus,
+    /// Why the call went where it went when that was not the runtime (for the log and the call).
+    pub reason: Option<String>,
+}
+
+/// `POST /webhooks/twilio/incoming-call`: TwiML for the call. A failure on our side still
+/// answers the caller (an apology), never Twilio's generic application error.
+#[tracing::instrument(skip_all, fields(call_sid = hook.param("CallSid").unwrap_or("")))]
+pub async fn incoming_call(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
+    match route_incoming(app, hook).await {
+        Err(e @ (Error::Internal(_) | Error::Unavailable(_))) => {
+            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "incoming call failed; apologising");
+            Ok(Twiml(render(&[Verb::Say(APOLOGY.into()), Verb::Hangup])))
+        }
+        other => other,
+    }
+}
+
+async fn route_incoming(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
+    let sid = required(hook, "CallSid")?;
+    let to_raw = required(hook, "To")?;
+    let from_raw = hook.param("From").unwrap_or("anonymous");
+    let reject = || Twiml(render(&[Verb::Reject]));
+    let Ok(to) = E164::parse(to_raw) else {
+        tracing::warn!(
+            to = to_raw,
+            "incoming call to a number that is not E.164; rejected"
+        );
+        return Ok(reject());
+    };
+    let Some(route) = app.store.resolve_route(&to).await? else {
+        tracing::warn!(%to, "incoming call to a number we do not route; rejected");
+        return Ok(reject());
+    };
+    if !route.enabled {
+        tracing::warn!(%to, establishment_id = %route.establishment_id, "incoming call to a disabled number; rejected");
+        return Ok(reject());
+    }
+    let caller = E164::parse(from_raw).ok();
+    let context = app
+        .store
+        .inbound_context(
+            &route.establishment_id,
+            caller.as_ref(),
+            NumberProvider::Twilio,
+            sid,
+        )
+        .await?;
+    if let Some(existing) = context.existing {
+        tracing::info!(call_id = %existing.call_id, "Twilio retried an incoming call; same answer");
+        return Ok(Twiml(
+            existing.twiml.unwrap_or_else(|| render(&[Verb::Reject])),
+        ));
+    }
+    let Some(establishment) = context.establishment else {
+        tracing::warn!(establishment_id = %route.establishment_id, "number of a missing establishment; rejected");
+        return Ok(reject());
+    };
+    let now = Timestamp::now();
+    let call_id = CallId::new();
+    let decision = decide(
+        &establishment,
+        &route,
+        caller.as_ref(),
+        context.do_not_call,
+        context.runtime.as_ref(),
+        &call_id,
+        now,
+    );
+    let twiml = render(&decision.verbs);
+    let handoff = decision.verbs.iter().find_map(|v| match v {
+        Verb::Dial { .. } => establishment.telephony.handoff_e164.clone(),
+        _ => None,
+    });
+    let call = CallRecord {
+        id: call_id.clone(),
+        establishment_id: route.establishment_id.clone(),
+        agent_id: route.agent_id.clone(),
+        agent_version_id: route.active_version_id.clone(),
+        runtime_id: (decision.disposition == Disposition::Runtime)
+            .then(|| context.runtime.as_ref().map(|r| r.runtime_id.clone()))
+            .flatten(),
+        provider: NumberProvider::Twilio,
+        provider_call_sid: Some(sid.to_owned()),
+        direction: Direction::Inbound,
+        from_e164: from_raw.to_owned(),
+        to_e164: to.to_string(),
+        status: decision.status,
+        status_rank: decision.status.rank(),
+        disposition: decision.disposition,
+        created_at: now,
+        started_at: (decision.status != CallStatus::Rejected).then_some(now),
+        ended_at: decision.status.is_final().then_some(now),
+        duration_seconds: None,
+        end_reason: decision
+            .status
+            .is_final()
+            .then(|| decision.reason.clone())
+            .flatten(),
+        answered_by: None,
+        machine_detection_ms: None,
+        recording: None,
+        handoff: handoff.map(|e164| HandoffRecord {
+            e164,
+            reason: decision.reason.clone().unwrap_or_default(),
+            requested_by: None,
+            at: now,
+        }),
+        lead_id: None,
+        metadata: None,
+        requested_by: None,
+        updated_at: now,
+        gsi1pk: None,
+        gsi1sk: None,
+        gsi2pk: None,
+        gsi2sk: None,
+    };
+    let guard = CallSidRecord {
+        call_id: call_id.clone(),
+        establishment_id: route.establishment_id.clone(),
+        twiml: Some(twiml.clone()),
+    };
+    match app.store.create_call(&call, Some(&guard), None).await {
+        Ok(()) => {
+            tracing::info!(%call_id, establishment_id = %route.establishment_id, disposition = ?decision.disposition, reason = decision.reason.as_deref().unwrap_or(""), "incoming call routed");
+            Ok(Twiml(twiml))
+        }
+        // A concurrent retry of the same CallSid won: answer what it answered.
+        Err(CreateCallError::Taken) => {
+            let existing = app
+                .store
+                .call_by_sid(NumberProvider::Twilio, sid)
+                .await?
+                .and_then(|g| g.twiml);
+            Ok(Twiml(existing.unwrap_or(twiml)))
+        }
+        Err(CreateCallError::Other(e)) => Err(e),
+    }
+}
+
+/// The telephony policy, in order: blacklist and do-not-call refuse; outside business hours
+/// transfers (or says so and hangs up); a runtime that cannot take the call transfers (or
+/// apologises and hangs up); otherwise the media stream goes to the runtime.
+pub fn decide(
+    establishment: &EstablishmentRecord,
+    route: &Route,
+    caller: Option<&E164>,
+    do_not_call: bool,
+    runtime: Option<&EstablishmentRuntimeRecord>,
+    call_id: &CallId,
+    now: Timestamp,
+) -> Decision {
+    let policy = &establishment.telephony;
+    let refuse = |disposition, reason: &str| Decision {
+        disposition,
+        verbs: vec![Verb::Reject],
+        status: CallStatus::Rejected,
+        reason: Some(reason.to_owned()),
+    };
+    if caller.is_some_and(|c| policy.blacklist_e164.contains(c)) {
+        return refuse(Disposition::Blacklisted, "blacklisted");
+    }
+    if do_not_call {
+        return refuse(Disposition::DoNotCall, "do_not_call");
+    }
+    let dial = |to: &E164| Verb::Dial {
+        to: to.to_string(),
+        caller_id: None,
+        timeout_secs: DIAL_TIMEOUT_SECS,
+    };
+    if !policy.is_open(now.into(), establishment.timezone.tz()) {
+        let reason = Some("outside_business_hours".to_owned());
+        return match &policy.handoff_e164 {
+            Some(to) => Decision {
+                disposition: Disposition::ClosedHandoff,
+                verbs: vec![Verb::Say(CLOSED_TRANSFER.into()), dial(to)],
+                status: CallStatus::HandoffInitiated,
+                reason,
+            },
+            None => Decision {
+                disposition: Disposition::ClosedHangup,
+                verbs: vec![Verb::Say(CLOSED_HANGUP.into()), Verb::Hangup],
+                status: CallStatus::InProgress,
+                reason,
+            },
+        };
+    }
+    let target = match (runtime, &route.active_version_id) {
+        (_, None) => Err("the agent has no published version".to_owned()),
+        (None, _) => Err("the establishment has no runtime".to_owned()),
+        (Some(rt), Some(version)) => {
+            takes_calls(rt.status, rt.health.as_ref(), now).map(|()| Verb::Stream {
+                url: stream_url(&rt.base_url),
+                parameters: vec![
+                    ("call_id".into(), call_id.to_string()),
+                    ("establishment_id".into(), establishment.id.to_string()),
+                    ("agent_id".into(), route.agent_id.to_string()),
+                    ("agent_version_id".into(), version.to_string()),
+                    (
+                        "max_call_duration_seconds".into(),
+                        policy.max_call_duration_seconds.to_string(),
+                    ),
+                ],
+            })
+        }
+    };
+    match (target, &policy.handoff_e164) {
+        (Ok(stream), _) => Decision {
+            disposition: Disposition::Runtime,
+            verbs: vec![stream],
+            status: CallStatus::InProgress,
+            reason: None,
+        },
+        (Err(why), Some(to)) => Decision {
+            disposition: Disposition::UnavailableHandoff,
+            verbs: vec![dial(to)],
+            status: CallStatus::HandoffInitiated,
+            reason: Some(format!("runtime_unavailable: {why}")),
+        },
+        (Err(why), None) => Decision {
+            disposition: Disposition::UnavailableHangup,
+            verbs: vec![Verb::Say(APOLOGY.into()), Verb::Hangup],
+            status: CallStatus::InProgress,
+            reason: Some(format!("runtime_unavailable: {why}")),
+        },
+    }
+}
+
+/// The runtime's media-stream endpoint: `wss://{host}:{port}/media-stream` (Twilio only
+/// streams over TLS; in front of a host's ports sits a TLS terminator, see README).
+pub fn stream_url(base_url: &str) -> String {
+    let authority = base_url
+        .split_once("://")
+        .map_or(base_url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    format!("wss://{authority}/media-stream")
+}
+
+/// `POST /webhooks/twilio/call-status`: moves the call forward; duplicates and late
+/// deliveries change nothing.
+#[tracing::instrument(skip_all, fields(call_sid = hook.param("CallSid").unwrap_or("")))]
+pub async fn call_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
+    let raw = required(hook, "CallStatus")?;
+    let status = CallStatus::from_twilio(raw)
+        .ok_or_else(|| Error::invalid("CallStatus", format!("unknown call status `{raw}`")))?;
+    let Some(call_id) = call_of(app, hook).await? else {
+        return Ok(());
+    };
+    let at = hook
+        .param("Timestamp")
+        .and_then(|t| Timestamp::parse_rfc2822(t).ok())
+        .unwrap_or_else(Timestamp::now);
+    let end_reason = status
+        .is_final()
+        .then(|| match hook.param("SipResponseCode") {
+            Some(code) if code != "200" => format!("{raw} (SIP {code})"),
+            _ => raw.to_owned(),
+        });
+    let change = StatusChange {
+        status,
+        at,
+        duration_seconds: hook.param("CallDuration").and_then(|d| d.parse().ok()),
+        end_reason,
+    };
+    let applied = app.store.advance_call(&call_id, &change).await?;
+    tracing::info!(%call_id, status = status.as_str(), applied, sequence = hook.param("SequenceNumber").unwrap_or(""), "call status");
+    Ok(())
+}
+
+/// `POST /webhooks/twilio/amd-callback`: stores who answered.
+#[tracing::instrument(skip_all, fields(call_sid = hook.param("CallSid").unwrap_or("")))]
+pub async fn amd_result(app: &App, hook: &TwilioWebhook) -> Result<()> {
+    let raw = required(hook, "AnsweredBy")?;
+    let answered_by = AnsweredBy::parse(raw)
+        .ok_or_else(|| Error::invalid("AnsweredBy", format!("unknown value `{raw}`")))?;
+    let Some(call_id) = call_of(app, hook).await? else {
+        return Ok(());
+    };
+    let ms = hook
+        .param("MachineDetectionDuration")
+        .and_then(|d| d.parse().ok());
+    app.store
+        .record_answered_by(&call_id, answered_by, ms)
+        .await?;
+    tracing::info!(%call_id, answered_by = raw, "answering machine detection");
+    Ok(())
+}
+
+/// `POST /webhooks/twilio/recording-status`: stores the recording reference once the
+/// recording is complete (or known to be absent).
+#[tracing::instrument(skip_all, fields(call_sid = hook.param("CallSid").unwrap_or("")))]
+pub async fn recording_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
+    let status = required(hook, "RecordingStatus")?;
+    if status == "in-progress" {
+        return Ok(());
+    }
+    let recording = RecordingRef {
+        provider_recording_sid: required(hook, "RecordingSid")?.to_owned(),
+        url: hook.param("RecordingUrl").unwrap_or_default().to_owned(),
+        status: status.to_owned(),
+        duration_seconds: hook.param("RecordingDuration").and_then(|d| d.parse().ok()),
+        channels: hook.param("RecordingChannels").and_then(|d| d.parse().ok()),
+    };
+    let Some(call_id) = call_of(app, hook).await? else {
+        return Ok(());
+    };
+    app.store.record_recording(&call_id, &recording).await?;
+    tracing::info!(%call_id, recording_sid = %recording.provider_recording_sid, status, "recording");
+    Ok(())
+}
+
+/// The call a callback is about: the `call_id` we put in the callback URL (signed with the
+/// rest of the URL), else the `CallSid`'s guard. `None` (logged) for calls we never made.
+async fn call_of(app: &App, hook: &TwilioWebhook) -> Result<Option<CallId>> {
+    if let Some(raw) = hook.query("call_id") {
+        return CallId::parse(raw)
+            .map(Some)
+            .map_err(|e| Error::invalid("call_id", e));
+    }
+    let sid = required(hook, "CallSid")?;
+    let found = app.store.call_by_sid(NumberProvider::Twilio, sid).await?;
+    if found.is_none() {
+        tracing::warn!(
+            call_sid = sid,
+            "callback for a call we have no record of; ignored"
+        );
+    }
+    Ok(found.map(|g| g.call_id))
+}
+
+/// Meta's subscription check (`GET /webhooks/whatsapp`).
+#[derive(Debug, serde::Deserialize)]
+pub struct WhatsappVerify {
+    #[serde(rename = "hub.mode")]
+    pub mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    pub verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    pub challenge: Option<String>,
+}
+
+/// `GET /webhooks/whatsapp`: echoes the challenge for our verify token, else 403. 404 while
+/// WhatsApp is not configured.
+pub fn whatsapp_verify(app: &App, q: &WhatsappVerify) -> Result<String> {
+    let expected = app
+        .telephony()?
+        .whatsapp_verify_token
+        .as_deref()
+        .ok_or(Error::NotFound("route"))?;
+    whatsapp::verify_subscription(
+        q.mode.as_deref(),
+        q.verify_token.as_deref(),
+        q.challenge.as_deref(),
+        expected,
+    )
+    .map(str::to_owned)
+    .ok_or_else(|| Error::Forbidden("hub.verify_token does not match".into()))
+}
+
+/// `POST /webhooks/whatsapp`: accepts a signed event notification. Calls are logged; the
+/// WhatsApp calling adapter that will act on them is not built yet (docs/decisions.md).
+pub fn whatsapp_event(app: &App, signature: Option<&str>, body: &[u8]) -> Result<()> {
+    let secret = app
+        .telephony()?
+        .whatsapp_app_secret
+        .as_deref()
+        .ok_or(Error::NotFound("route"))?;
+    let signature =
+        signature.ok_or_else(|| Error::Forbidden("missing X-Hub-Signature-256".into()))?;
+    if !whatsapp::signature_is_valid(secret, body, signature) {
+        tracing::warn!("WhatsApp webhook with a signature that does not match");
+        return Err(Error::Forbidden(
+            "X-Hub-Signature-256 does not match the body".into(),
+        ));
+    }
+    let event: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid("body", format!("not JSON: {e}")))?;
+    let calls = event["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["changes"].as_array().into_iter().flatten())
+        .flat_map(|c| c["value"]["calls"].as_array().into_iter().flatten())
+        .count();
+    tracing::info!(calls, "WhatsApp event received");
+    Ok(())
+}
+
+fn required<'a>(hook: &'a TwilioWebhook, name: &'static str) -> Result<&'a str> {
+    hook.param(name)
+        .ok_or_else(|| Error::invalid(name, "is required"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_goes_to_the_runtime_host_over_tls() {
+        // GIVEN runtime base URLs as provisioning stores them
+        // THEN the stream URL keeps host and port and always uses wss
+        assert_eq!(
+            stream_url("http://10.0.0.7:18080"),
+            "wss://10.0.0.7:18080/media-stream"
+        );
+        assert_eq!(
+            stream_url("https://rt.example.com/"),
+            "wss://rt.example.com/media-stream"
+        );
+    }
+}

@@ -1,0 +1,528 @@
+//! Calls: created once per provider call (the `CALLSID#…` guard makes a provider's retry land
+//! on the same call), moved forward only (every status write is conditional on
+//! `status_rank < :rank`, so duplicated and out-of-order callbacks cannot move a call back),
+//! and indexed for history (`gsi1`) and, until they end, for the active list (`gsi2`).
+//! Also the do-not-call list and the outbound requests' idempotency records.
+
+use super::records::{
+    AuditRecord, CallRecord, CallSidRecord, DoNotCallRecord, EstablishmentRecord,
+    EstablishmentRuntimeRecord, HandoffRecord, OutboundRequestRecord, RecordingRef, StoredError,
+    UserRecord,
+};
+use super::{Item, ListQuery, Page, Store, TxError, keys, n, s};
+use crate::domain::{AnsweredBy, CallStatus, E164, NumberProvider};
+use crate::error::{Error, Result};
+use crate::ids::{CallId, EstablishmentId};
+use crate::time::Timestamp;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// What routing an inbound call needs beyond its number, read in one BatchGetItem.
+#[derive(Debug)]
+pub struct InboundContext {
+    pub establishment: Option<EstablishmentRecord>,
+    pub runtime: Option<EstablishmentRuntimeRecord>,
+    /// The caller is on the establishment's do-not-call list.
+    pub do_not_call: bool,
+    /// A call already made for this provider call id (a provider retry).
+    pub existing: Option<CallSidRecord>,
+}
+
+/// A status change reported by the provider.
+#[derive(Clone, Debug)]
+pub struct StatusChange {
+    pub status: CallStatus,
+    pub at: Timestamp,
+    /// On final statuses: the call's length.
+    pub duration_seconds: Option<u32>,
+    /// On final statuses: why it ended.
+    pub end_reason: Option<String>,
+}
+
+/// Why a call could not be created.
+#[derive(Debug)]
+pub enum CreateCallError {
+    /// The provider call id (or the outbound request's idempotency key) is taken already.
+    Taken,
+    Other(Error),
+}
+
+impl From<Error> for CreateCallError {
+    fn from(e: Error) -> Self {
+        CreateCallError::Other(e)
+    }
+}
+
+impl Store {
+    /// Everything the inbound webhook reads after resolving the number, in one round trip.
+    pub async fn inbound_context(
+        &self,
+        est: &EstablishmentId,
+        caller: Option<&E164>,
+        provider: NumberProvider,
+        call_sid: &str,
+    ) -> Result<InboundContext> {
+        let est_key = keys::establishment(est);
+        let runtime_key = keys::establishment_runtime(est);
+        let sid_key = keys::call_sid(provider, call_sid);
+        let mut wanted = vec![est_key.clone(), runtime_key.clone(), sid_key.clone()];
+        if let Some(caller) = caller {
+            wanted.push(keys::do_not_call(est, caller));
+        }
+        let mut context = InboundContext {
+            establishment: None,
+            runtime: None,
+            do_not_call: false,
+            existing: None,
+        };
+        for (key, item) in self.batch_get(&wanted).await? {
+            if key == est_key {
+                context.establishment = Some(Self::record(item)?);
+            } else if key == runtime_key {
+                context.runtime = Some(Self::record(item)?);
+            } else if key == sid_key {
+                context.existing = Some(Self::record(item)?);
+            } else {
+                context.do_not_call = true;
+            }
+        }
+        Ok(context)
+    }
+
+    /// The call a provider call id belongs to.
+    pub async fn call_by_sid(
+        &self,
+        provider: NumberProvider,
+        sid: &str,
+    ) -> Result<Option<CallSidRecord>> {
+        self.get(&keys::call_sid(provider, sid)).await
+    }
+
+    /// A call by id.
+    pub async fn call(&self, id: &CallId) -> Result<Option<CallRecord>> {
+        self.get(&keys::call(id)).await
+    }
+
+    /// Creates `call` (indexed for history and, unless it is over, as active) with its
+    /// provider-id guard and, for an outbound request with an idempotency key, that request's
+    /// record: one transaction, so a retry can never make a second call.
+    pub async fn create_call(
+        &self,
+        call: &CallRecord,
+        guard: Option<&CallSidRecord>,
+        request: Option<(&str, &OutboundRequestRecord)>,
+    ) -> Result<(), CreateCallError> {
+        let mut record = call.clone();
+        let sort = keys::call_sort(&call.created_at, &call.id);
+        record.gsi1pk = Some(keys::calls_index(&call.establishment_id));
+        record.gsi1sk = Some(sort.clone());
+        if !call.status.is_final() {
+            record.gsi2pk = Some(keys::active_calls_index(&call.establishment_id));
+            record.gsi2sk = Some(sort);
+        }
+        let mut items = vec![self.create(&keys::call(&call.id), &record)?];
+        if let (Some(guard), Some(sid)) = (guard, &call.provider_call_sid) {
+            items.push(self.create(&keys::call_sid(call.provider, sid), guard)?);
+        }
+        if let Some((key, request)) = request {
+            items.push(self.create(
+                &keys::outbound_request(&call.establishment_id, key),
+                request,
+            )?);
+        }
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TxError::Conditions(failed)) if failed.iter().any(|&i| i > 0) => {
+                Err(CreateCallError::Taken)
+            }
+            Err(TxError::Conditions(_)) => Err(CreateCallError::Other(Error::Conflict(
+                "call id collision; retry".into(),
+            ))),
+            Err(TxError::Other(e)) => Err(CreateCallError::Other(e)),
+        }
+    }
+
+    /// Records the provider's id of an outbound call once the provider accepted it, with its
+    /// guard (so callbacks that only carry the provider id find the call).
+    pub async fn set_provider_sid(&self, call: &CallRecord, sid: &str) -> Result<()> {
+        let items = vec![
+            self.update(
+                &keys::call(&call.id),
+                "SET provider_call_sid = :sid, updated_at = :now",
+                None,
+                HashMap::new(),
+                HashMap::from([
+                    (":sid".to_owned(), s(sid)),
+                    (":now".to_owned(), s(Timestamp::now().to_string())),
+                ]),
+            )?,
+            self.create(
+                &keys::call_sid(call.provider, sid),
+                &CallSidRecord {
+                    call_id: call.id.clone(),
+                    establishment_id: call.establishment_id.clone(),
+                    twiml: None,
+                },
+            )?,
+        ];
+        self.transact(items).await.map_err(|e| match e {
+            TxError::Conditions(_) => Error::internal(format!(
+                "provider call id {sid} is already recorded for another call"
+            )),
+            TxError::Other(e) => e,
+        })
+    }
+
+    /// Moves call `id` to `change.status` if that is forward of where it is; `Ok(false)` when
+    /// the call is already there or further (a duplicate or late callback) or does not exist.
+    pub async fn advance_call(&self, id: &CallId, change: &StatusChange) -> Result<bool> {
+        let mut sets = vec![
+            "#status = :status",
+            "status_rank = :rank",
+            "updated_at = :now",
+        ];
+        let mut values: Item = HashMap::from([
+            (":status".to_owned(), s(change.status.as_str())),
+            (":rank".to_owned(), n(change.status.rank())),
+            (":now".to_owned(), s(change.at.to_string())),
+        ]);
+        let mut remove = "";
+        if change.status == CallStatus::InProgress {
+            sets.push("started_at = :now");
+        }
+        if change.status.is_final() {
+            sets.push("ended_at = :now");
+            sets.push("duration_seconds = :duration");
+            sets.push("end_reason = :reason");
+            values.insert(
+                ":duration".to_owned(),
+                change
+                    .duration_seconds
+                    .map_or(AttributeValue::Null(true), n),
+            );
+            values.insert(
+                ":reason".to_owned(),
+                change
+                    .end_reason
+                    .as_deref()
+                    .map_or(AttributeValue::Null(true), s),
+            );
+            remove = " REMOVE gsi2pk, gsi2sk";
+        }
+        let expression = format!("SET {}{remove}", sets.join(", "));
+        self.update_if(
+            &keys::call(id),
+            &expression,
+            "attribute_exists(pk) AND status_rank < :rank",
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
+            values,
+        )
+        .await
+    }
+
+    /// Stores who answered (answering-machine detection) on call `id`.
+    pub async fn record_answered_by(
+        &self,
+        id: &CallId,
+        answered_by: AnsweredBy,
+        detection_ms: Option<u32>,
+    ) -> Result<bool> {
+        self.update_if(
+            &keys::call(id),
+            "SET answered_by = :by, machine_detection_ms = :ms, updated_at = :now",
+            "attribute_exists(pk)",
+            HashMap::new(),
+            HashMap::from([
+                (
+                    ":by".to_owned(),
+                    serde_dynamo::to_attribute_value(answered_by)?,
+                ),
+                (
+                    ":ms".to_owned(),
+                    detection_ms.map_or(AttributeValue::Null(true), n),
+                ),
+                (":now".to_owned(), s(Timestamp::now().to_string())),
+            ]),
+        )
+        .await
+    }
+
+    /// Stores the recording reference on call `id`.
+    pub async fn record_recording(&self, id: &CallId, recording: &RecordingRef) -> Result<bool> {
+        self.update_if(
+            &keys::call(id),
+            "SET recording = :r, updated_at = :now",
+            "attribute_exists(pk)",
+            HashMap::new(),
+            HashMap::from([
+                (
+                    ":r".to_owned(),
+                    serde_dynamo::to_attribute_value(recording)?,
+                ),
+                (":now".to_owned(), s(Timestamp::now().to_string())),
+            ]),
+        )
+        .await
+    }
+
+    /// Marks call `id` as handed off, if it is in progress; `Ok(false)` otherwise. The audit
+    /// entry is written with it.
+    pub async fn begin_handoff(
+        &self,
+        call: &CallRecord,
+        handoff: &HandoffRecord,
+        actor: &UserRecord,
+    ) -> Result<bool> {
+        let status = CallStatus::HandoffInitiated;
+        let items =
+            vec![
+            self.update(
+                &keys::call(&call.id),
+                "SET #status = :status, status_rank = :rank, handoff = :h, updated_at = :now",
+                Some("#status = :in_progress"),
+                HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                HashMap::from([
+                    (":status".to_owned(), s(status.as_str())),
+                    (":rank".to_owned(), n(status.rank())),
+                    (":h".to_owned(), serde_dynamo::to_attribute_value(handoff)?),
+                    (":now".to_owned(), s(handoff.at.to_string())),
+                    (":in_progress".to_owned(), s(CallStatus::InProgress.as_str())),
+                ]),
+            )?,
+            self.audit_item(&AuditRecord::new(
+                &call.establishment_id,
+                actor,
+                "call.handoff",
+                ("call", call.id.as_str()),
+                json!({ "status": call.status }),
+                json!({ "status": status, "handoff_e164": handoff.e164, "reason": handoff.reason }),
+            ))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Conditions(_)) => Ok(false),
+            Err(TxError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Puts a call whose transfer the provider refused back in progress (unless a callback
+    /// moved it on meanwhile).
+    pub async fn undo_handoff(&self, id: &CallId) -> Result<()> {
+        let status = CallStatus::InProgress;
+        self.update_if(
+            &keys::call(id),
+            "SET #status = :status, status_rank = :rank, handoff = :null, updated_at = :now",
+            "#status = :handoff",
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
+            HashMap::from([
+                (":status".to_owned(), s(status.as_str())),
+                (":rank".to_owned(), n(status.rank())),
+                (":null".to_owned(), AttributeValue::Null(true)),
+                (":now".to_owned(), s(Timestamp::now().to_string())),
+                (
+                    ":handoff".to_owned(),
+                    s(CallStatus::HandoffInitiated.as_str()),
+                ),
+            ]),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// What an earlier outbound request with this idempotency key did.
+    pub async fn outbound_request(
+        &self,
+        est: &EstablishmentId,
+        key: &str,
+    ) -> Result<Option<OutboundRequestRecord>> {
+        self.get(&keys::outbound_request(est, key)).await
+    }
+
+    /// An outbound call the provider did not take: the call fails with `error`, and the
+    /// request's idempotency record either remembers the error (the same request would fail
+    /// the same way) or, for a `retryable` failure, is released so a retry places a new call.
+    pub async fn fail_outbound(
+        &self,
+        call: &CallRecord,
+        key: Option<&str>,
+        error: &StoredError,
+        retryable: bool,
+    ) -> Result<()> {
+        let status = CallStatus::Failed;
+        let mut items = vec![self.update(
+            &keys::call(&call.id),
+            "SET #status = :status, status_rank = :rank, end_reason = :reason, \
+             ended_at = :now, updated_at = :now REMOVE gsi2pk, gsi2sk",
+            None,
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
+            HashMap::from([
+                (":status".to_owned(), s(status.as_str())),
+                (":rank".to_owned(), n(status.rank())),
+                (":reason".to_owned(), s(&error.code)),
+                (":now".to_owned(), s(Timestamp::now().to_string())),
+            ]),
+        )?];
+        if let Some(key) = key {
+            let request = keys::outbound_request(&call.establishment_id, key);
+            let ours = HashMap::from([(":call".to_owned(), s(call.id.as_str()))]);
+            items.push(if retryable {
+                self.delete(&request, "call_id = :call", HashMap::new(), ours)?
+            } else {
+                let mut values = ours;
+                values.insert(":e".to_owned(), serde_dynamo::to_attribute_value(error)?);
+                self.update(
+                    &request,
+                    "SET #error = :e",
+                    Some("call_id = :call"),
+                    HashMap::from([("#error".to_owned(), "error".to_owned())]),
+                    values,
+                )?
+            });
+        }
+        self.transact(items).await.map_err(|e| match e {
+            TxError::Conditions(_) => Error::internal("outbound request record changed meanwhile"),
+            TxError::Other(e) => e,
+        })
+    }
+
+    /// Adds `entry` to its establishment's do-not-call list; `Ok(false)` when it is there
+    /// already (nothing changes).
+    pub async fn add_do_not_call(
+        &self,
+        est: &EstablishmentId,
+        entry: &DoNotCallRecord,
+        actor: &UserRecord,
+    ) -> Result<bool> {
+        let items = vec![
+            self.create(&keys::do_not_call(est, &entry.e164), entry)?,
+            self.audit_item(&AuditRecord::new(
+                est,
+                actor,
+                "do_not_call.added",
+                ("phone_number", entry.e164.as_str()),
+                serde_json::Value::Null,
+                json!({ "e164": entry.e164, "reason": entry.reason }),
+            ))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Conditions(_)) => Ok(false),
+            Err(TxError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Takes a number off the list; `Ok(false)` when it was not on it.
+    pub async fn remove_do_not_call(
+        &self,
+        est: &EstablishmentId,
+        e164: &E164,
+        actor: &UserRecord,
+    ) -> Result<bool> {
+        let items = vec![
+            self.delete(
+                &keys::do_not_call(est, e164),
+                "attribute_exists(pk)",
+                HashMap::new(),
+                HashMap::new(),
+            )?,
+            self.audit_item(&AuditRecord::new(
+                est,
+                actor,
+                "do_not_call.removed",
+                ("phone_number", e164.as_str()),
+                json!({ "e164": e164 }),
+                serde_json::Value::Null,
+            ))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Conditions(_)) => Ok(false),
+            Err(TxError::Other(e)) => Err(e),
+        }
+    }
+
+    /// Whether `e164` is on the establishment's do-not-call list.
+    pub async fn is_do_not_call(&self, est: &EstablishmentId, e164: &E164) -> Result<bool> {
+        Ok(self
+            .get::<DoNotCallRecord>(&keys::do_not_call(est, e164))
+            .await?
+            .is_some())
+    }
+
+    /// A page of the establishment's do-not-call list, by number.
+    pub async fn do_not_call_page(
+        &self,
+        est: &EstablishmentId,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<DoNotCallRecord>> {
+        let pk = keys::establishment_partition(est);
+        let to = format!("{}\u{10FFFF}", keys::DNC_PREFIX);
+        self.list_page(
+            &ListQuery::table(&pk).between(keys::DNC_PREFIX, &to),
+            limit,
+            cursor,
+        )
+        .await
+    }
+}
+
+/// What placing an outbound call reads, in one BatchGetItem.
+#[derive(Debug)]
+pub struct OutboundContext {
+    pub establishment: Option<EstablishmentRecord>,
+    pub agent: Option<super::records::AgentRecord>,
+    pub runtime: Option<EstablishmentRuntimeRecord>,
+    /// The callee is on the establishment's do-not-call list.
+    pub do_not_call: bool,
+    /// An earlier request with the same idempotency key.
+    pub request: Option<OutboundRequestRecord>,
+}
+
+impl Store {
+    /// The establishment, the agent, the runtime slot, the callee's do-not-call entry and the
+    /// idempotency record, in one round trip.
+    pub async fn outbound_context(
+        &self,
+        est: &EstablishmentId,
+        agent: &crate::ids::AgentId,
+        callee: &E164,
+        idempotency_key: Option<&str>,
+    ) -> Result<OutboundContext> {
+        let est_key = keys::establishment(est);
+        let agent_key = keys::agent(agent);
+        let runtime_key = keys::establishment_runtime(est);
+        let dnc_key = keys::do_not_call(est, callee);
+        let mut wanted = vec![
+            est_key.clone(),
+            agent_key.clone(),
+            runtime_key.clone(),
+            dnc_key.clone(),
+        ];
+        if let Some(key) = idempotency_key {
+            wanted.push(keys::outbound_request(est, key));
+        }
+        let mut context = OutboundContext {
+            establishment: None,
+            agent: None,
+            runtime: None,
+            do_not_call: false,
+            request: None,
+        };
+        for (key, item) in self.batch_get(&wanted).await? {
+            if key == est_key {
+                context.establishment = Some(Self::record(item)?);
+            } else if key == agent_key {
+                context.agent = Some(Self::record(item)?);
+            } else if key == runtime_key {
+                context.runtime = Some(Self::record(item)?);
+            } else if key == dnc_key {
+                context.do_not_call = true;
+            } else {
+                context.request = Some(Self::record(item)?);
+            }
+        }
+        Ok(context)
+    }
+}
