@@ -2,8 +2,14 @@
 //! (DESIGN.md "Runtime contract"): `GET /readyz`, `GET /info`, `POST /control/drain`,
 //! `POST /control/resume`. Tests and operators can make it report not ready with issues, at
 //! start (`SIM_NOT_READY="issue a;issue b"`) or live (`POST /control/sim/readiness`).
+//!
+//! `/media-stream` accepts Twilio's bidirectional media-stream WebSocket (`connected`, `start`
+//! with `customParameters`, `media`, `stop`) and counts the calls; `GET /sim/calls` lists what
+//! each call's `start` carried, so a test can see a call arrive at the right runtime.
 
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -20,6 +26,20 @@ pub struct Sim {
     pub active_calls: u64,
     pub total_calls_handled: u64,
     pub version: String,
+    /// Every media stream that started, in order.
+    pub calls: Vec<SimCall>,
+}
+
+/// One media stream as the runtime saw it.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SimCall {
+    pub call_sid: String,
+    pub stream_sid: String,
+    /// The `<Parameter>`s of the TwiML `<Stream>` (call_id, agent_id, …).
+    pub custom_parameters: serde_json::Map<String, Value>,
+    pub media_frames: u64,
+    /// A `stop` message arrived (or the socket closed).
+    pub ended: bool,
 }
 
 /// Shared state of the server.
@@ -67,6 +87,8 @@ pub fn router(state: Shared) -> Router {
         .route("/control/drain", post(drain))
         .route("/control/resume", post(resume))
         .route("/control/sim/readiness", post(set_readiness))
+        .route("/media-stream", get(media_stream))
+        .route("/sim/calls", get(calls))
         .with_state(state)
 }
 
@@ -112,4 +134,57 @@ async fn set_readiness(State(state): State<Shared>, Json(r): Json<Readiness>) ->
     sim.ready = r.ready;
     sim.issues = r.issues;
     Json(json!({ "ready": sim.ready, "issues": sim.issues }))
+}
+
+async fn calls(State(state): State<Shared>) -> Json<Value> {
+    Json(json!({ "items": lock(&state).calls }))
+}
+
+async fn media_stream(ws: WebSocketUpgrade, State(state): State<Shared>) -> Response {
+    ws.on_upgrade(move |socket| stream(socket, state))
+}
+
+/// Reads one media stream until `stop` or close, counting the call while it lasts.
+async fn stream(mut socket: WebSocket, state: Shared) {
+    let mut call: Option<usize> = None;
+    while let Some(Ok(message)) = socket.recv().await {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let Ok(event) = serde_json::from_str::<Value>(text.as_str()) else {
+            continue;
+        };
+        let mut sim = lock(&state);
+        match event["event"].as_str() {
+            Some("start") if call.is_none() => {
+                let start = &event["start"];
+                sim.calls.push(SimCall {
+                    call_sid: start["callSid"].as_str().unwrap_or_default().to_owned(),
+                    stream_sid: start["streamSid"].as_str().unwrap_or_default().to_owned(),
+                    custom_parameters: start["customParameters"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    ..SimCall::default()
+                });
+                call = Some(sim.calls.len() - 1);
+                sim.active_calls += 1;
+                sim.total_calls_handled += 1;
+            }
+            Some("media") => {
+                if let Some(i) = call {
+                    sim.calls[i].media_frames += 1;
+                }
+            }
+            Some("stop") => break,
+            _ => {}
+        }
+    }
+    if let Some(i) = call {
+        let mut sim = lock(&state);
+        sim.calls[i].ended = true;
+        sim.active_calls = sim.active_calls.saturating_sub(1);
+    }
 }

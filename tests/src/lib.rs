@@ -15,6 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tower::ServiceExt;
 
+pub mod twilio;
+
+/// The public base URL the test stacks' webhooks are signed for (`CALLPLANE_PUBLIC_URL`).
+pub const PUBLIC_URL: &str = "https://hooks.callplane.test";
+
 /// The bootstrap admin's credentials in every test stack.
 pub const ADMIN_EMAIL: &str = "admin@callplane.test";
 /// The bootstrap admin's password.
@@ -64,6 +69,8 @@ pub struct Stack {
     pub provisioned: Provisioned,
     pub round_trips: RoundTrips,
     pub sdk: aws_config::SdkConfig,
+    /// The Twilio stand-in this stack's telephony talks to.
+    pub twilio: twilio::FakeTwilio,
     /// `(path pattern, router of the function that serves it)`, from the router table.
     routes: Vec<(String, axum::Router)>,
 }
@@ -176,11 +183,20 @@ impl Stack {
             .expect("creating test resources");
         let secret = "test-secret-test-secret-test-secret!".to_owned();
         let (table, bucket) = (names.table.clone(), names.bucket.clone());
+        let twilio = twilio::FakeTwilio::start().await;
+        let twilio_base = twilio.base_url.clone();
         let config = Config::from_lookup(move |k| match k {
             "TABLE_NAME" => Some(table.clone()),
             "BUCKET_NAME" => Some(bucket.clone()),
             "JWT_SECRET" => Some(secret.clone()),
             "CALLPLANE_APP_URL" => Some("http://app.test".into()),
+            "TWILIO_ACCOUNT_SID" => Some(twilio::ACCOUNT_SID.into()),
+            "TWILIO_AUTH_TOKEN" => Some(twilio::AUTH_TOKEN.into()),
+            "TWILIO_API_BASE" => Some(twilio_base.clone()),
+            "TWILIO_RETRY_BASE_MS" => Some("5".into()),
+            "CALLPLANE_PUBLIC_URL" => Some(PUBLIC_URL.into()),
+            "WHATSAPP_VERIFY_TOKEN" => Some("wa-verify-token".into()),
+            "WHATSAPP_APP_SECRET" => Some("TEST_APP_SECRET".into()),
             _ => None,
         })
         .expect("test config");
@@ -199,12 +215,15 @@ impl Stack {
                     "establishments" => establishments::router(app.clone()),
                     "agents" => agents::router(app.clone()),
                     "runtimes" => runtimes::router(app.clone()),
+                    "calls" => calls::router(app.clone()),
+                    "twilio-webhooks" => twilio_webhooks::router(app.clone()),
                     other => panic!("the test harness does not know function {other}"),
                 };
                 (path, router)
             })
             .collect();
         let stack = Stack {
+            twilio,
             routes,
             app,
             names,
@@ -265,6 +284,38 @@ impl Stack {
                 .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
         };
         Reply { status, body }
+    }
+
+    /// POSTs a form to a Twilio webhook `path_and_query`, signed as Twilio signs it for
+    /// [`PUBLIC_URL`] (`signature: None` signs correctly; `Some(s)` sends `s` instead).
+    pub async fn twilio_hook(
+        &self,
+        path_and_query: &str,
+        params: &[(&str, &str)],
+        signature: Option<&str>,
+    ) -> Reply {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let signed = callplane::telephony::twilio::signature::sign(
+            twilio::AUTH_TOKEN,
+            &format!("{PUBLIC_URL}{path_and_query}"),
+            &params,
+        );
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params {
+            body.append_pair(k, v);
+        }
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path_and_query)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if signature != Some("") {
+            req = req.header("x-twilio-signature", signature.unwrap_or(&signed));
+        }
+        self.send_raw(req.body(Body::from(body.finish())).expect("request"))
+            .await
     }
 
     /// GET with a token.

@@ -135,7 +135,7 @@ async fn main() {
         .during(stack.post_empty(&format!("/runtimes/{runtime}/start"), &admin))
         .await;
     rows.push(("POST /runtimes/{id}/start", n));
-    let health = json!({ "reports": [{ "runtime_id": runtime, "container_state": "running", "reachable": true,
+    let health = json!({ "reports": [{ "runtime_id": runtime, "establishment_id": est, "container_state": "running", "reachable": true,
         "ready": true, "issues": [], "agent_info": null, "checked_at": callplane::time::Timestamp::now() }] });
     let (_, n) = stack
         .round_trips

@@ -5,6 +5,7 @@
 
 mod agents;
 mod bad_input;
+mod calls;
 mod concurrency;
 mod m0_acceptance;
 mod resources;

@@ -174,7 +174,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
         &format!("/hosts/{HOST}/health"),
         &host_token,
         Some(json!({ "reports": [{
-            "runtime_id": runtime, "container_state": "running", "reachable": true, "ready": true,
+            "runtime_id": runtime, "establishment_id": est, "container_state": "running", "reachable": true, "ready": true,
             "issues": [], "agent_info": { "active_calls": 1, "total_calls_handled": 42 },
             "checked_at": checked_at
         }]})),
@@ -403,7 +403,7 @@ async fn a_wrong_host_token_is_401_and_records_nothing() {
             Method::POST,
             &format!("/hosts/{HOST}/health"),
             token,
-            Some(json!({ "reports": [{ "runtime_id": runtime, "container_state": "running", "reachable": true, "ready": true, "issues": [], "agent_info": null, "checked_at": "2026-01-10T00:00:00Z" }] })),
+            Some(json!({ "reports": [{ "runtime_id": runtime, "establishment_id": est, "container_state": "running", "reachable": true, "ready": true, "issues": [], "agent_info": null, "checked_at": "2026-01-10T00:00:00Z" }] })),
         )
         .await
         .expect_error(401, "unauthorized");
