@@ -42,6 +42,13 @@ export CALLPLANE_ADMIN_EMAIL=${CALLPLANE_ADMIN_EMAIL:-admin@callplane.local}
 export CALLPLANE_ADMIN_PASSWORD=${CALLPLANE_ADMIN_PASSWORD:-callplane-admin-password}
 export RUST_LOG=${RUST_LOG:-info}
 export INGEST_URL=${INGEST_URL:-http://127.0.0.1:$API_PORT/ingest/call-events}
+# Telephony: passed through from the environment; the defaults make the webhooks answer
+# requests signed with the local token (use a tunnel's https URL as CALLPLANE_PUBLIC_URL and
+# your real account to take real calls).
+export TWILIO_ACCOUNT_SID=${TWILIO_ACCOUNT_SID:-AC00000000000000000000000000000000}
+export TWILIO_AUTH_TOKEN=${TWILIO_AUTH_TOKEN:-local-twilio-auth-token}
+export TWILIO_API_BASE=${TWILIO_API_BASE:-https://api.twilio.com}
+export CALLPLANE_PUBLIC_URL=${CALLPLANE_PUBLIC_URL:-http://127.0.0.1:$API_PORT}
 "$ADMIN_BIN" bootstrap-admin
 
 RUNTIMES="no Docker engine reachable (docker info failed): runtimes can be provisioned but no host runs them"
@@ -68,6 +75,8 @@ cat <<INFO
                 (each mail is also logged by the function that sent it)
   Emulator      $AWS_ENDPOINT_URL  (in memory: state is gone when this stops)
   Runtimes      $RUNTIMES
+  Twilio        account $TWILIO_ACCOUNT_SID, API $TWILIO_API_BASE
+                webhooks signed for $CALLPLANE_PUBLIC_URL/webhooks/twilio/… with TWILIO_AUTH_TOKEN
   Stop          Ctrl-C
 
 INFO

@@ -121,23 +121,25 @@ fn accept(
     headers: &HeaderMap,
     path: String,
     body: &[u8],
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, Box<Response>> {
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}"))
     );
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if auth != Some(expected.as_str()) || account != ACCOUNT_SID {
-        return Err(error(401, 20003, "Authenticate"));
+        return Err(Box::new(error(401, 20003, "Authenticate")));
     }
     let form = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !form {
-        return Err(error(400, 20001, "Content-Type must be form-encoded"));
+        return Err(Box::new(error(
+            400,
+            20001,
+            "Content-Type must be form-encoded",
+        )));
     }
     let params: Vec<(String, String)> = url_pairs(body);
     let mut inner = inner.lock().expect("lock");
@@ -151,7 +153,7 @@ fn accept(
             20429 => "Too Many Requests",
             _ => "Service unavailable",
         };
-        return Err(error(f.status, f.code, message));
+        return Err(Box::new(error(f.status, f.code, message)));
     }
     Ok(params)
 }
@@ -169,7 +171,7 @@ async fn create(
     let path = format!("/2010-04-01/Accounts/{account}/Calls.json");
     let params = match accept(&inner, &account, &headers, path, &body) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let get = |name: &str| {
         params
@@ -210,7 +212,7 @@ async fn update(
 ) -> Response {
     let path = format!("/2010-04-01/Accounts/{account}/Calls/{sid}");
     if let Err(r) = accept(&inner, &account, &headers, path, &body) {
-        return r;
+        return *r;
     }
     let sid = sid.trim_end_matches(".json");
     let body = json!({ "sid": sid, "account_sid": account, "status": "in-progress" });

@@ -130,11 +130,21 @@ async fn main() {
         ))
         .await;
     rows.push(("POST /hosts/{id}/commands/{id}/result (host report)", n));
-    let (_, n) = stack
+    let (started, n) = stack
         .round_trips
         .during(stack.post_empty(&format!("/runtimes/{runtime}/start"), &admin))
         .await;
     rows.push(("POST /runtimes/{id}/start", n));
+    let start = started.body["command_id"].as_str().unwrap().to_owned();
+    stack
+        .send(
+            Method::POST,
+            &format!("/hosts/bench-host/commands/{start}/result"),
+            Some(&host_token),
+            Some(json!({ "runtime_id": runtime, "outcome": "succeeded", "attempt": 1 })),
+        )
+        .await
+        .expect(204);
     let health = json!({ "reports": [{ "runtime_id": runtime, "establishment_id": est, "container_state": "running", "reachable": true,
         "ready": true, "issues": [], "agent_info": null, "checked_at": callplane::time::Timestamp::now() }] });
     let (_, n) = stack
@@ -153,8 +163,82 @@ async fn main() {
         .await;
     rows.push(("GET /runtimes/{id}/status", n));
 
+    // Calls: the incoming-call webhook (streaming to the ready runtime), a Twilio retry of it,
+    // a status callback found by CallSid, an outbound call through the Twilio stand-in.
+    let hook = |sid: String| {
+        let stack = &stack;
+        async move {
+            let params = [
+                ("CallSid", sid.as_str()),
+                ("From", "+14155552672"),
+                ("To", "+14155552671"),
+                ("CallStatus", "ringing"),
+            ];
+            stack
+                .twilio_hook("/webhooks/twilio/incoming-call", &params, None)
+                .await
+        }
+    };
+    let (reply, n) = stack.round_trips.during(hook("CAbench0".into())).await;
+    assert!(
+        reply.body["raw"]
+            .as_str()
+            .unwrap()
+            .contains("<Connect><Stream"),
+        "the bench call must reach the runtime branch: {}",
+        reply.body
+    );
+    rows.push((
+        "POST /webhooks/twilio/incoming-call (streams to the runtime)",
+        n,
+    ));
+    let (_, n) = stack.round_trips.during(hook("CAbench0".into())).await;
+    rows.push(("POST /webhooks/twilio/incoming-call (Twilio retry)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.twilio_hook(
+            "/webhooks/twilio/call-status",
+            &[
+                ("CallSid", "CAbench0"),
+                ("CallStatus", "completed"),
+                ("CallDuration", "30"),
+            ],
+            None,
+        ))
+        .await;
+    rows.push(("POST /webhooks/twilio/call-status (by CallSid)", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.post(
+            "/calls/outbound",
+            &admin,
+            json!({ "establishment_id": est, "agent_id": agent, "to_e164": "+14155552673" }),
+        ))
+        .await;
+    rows.push(("POST /calls/outbound (Twilio stand-in)", n));
+
     println!("| operation | DynamoDB round trips |\n|---|---|");
     for (op, n) in rows.iter() {
         println!("| {op} | {n} |");
     }
+
+    // In-process latency of the incoming-call webhook against the emulator: the whole handler
+    // (signature check, 3 round trips, TwiML), each call a new CallSid.
+    const CALLS: usize = 300;
+    let mut times = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let started = std::time::Instant::now();
+        let reply = hook(format!("CAlatency{i}")).await;
+        times.push(started.elapsed());
+        assert_eq!(reply.status, 200);
+    }
+    times.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!();
+    println!(
+        "| incoming-call webhook, in process vs the emulator ({CALLS} calls) | ms |\n|---|---|"
+    );
+    println!("| p50 | {:.1} |", ms(times[CALLS / 2]));
+    println!("| p99 | {:.1} |", ms(times[CALLS * 99 / 100]));
+    println!("| max | {:.1} |", ms(times[CALLS - 1]));
 }

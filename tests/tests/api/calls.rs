@@ -41,11 +41,21 @@ async fn running_runtime(stack: &Stack, admin: &str, est: &str, port: u16) -> (S
         .await;
     let body = provisioned.expect(201);
     let runtime = body["id"].as_str().unwrap().to_owned();
-    host_result(stack, &host, &token, &runtime, body["command_id"].as_str().unwrap()).await;
+    host_result(
+        stack,
+        &host,
+        &token,
+        &runtime,
+        body["command_id"].as_str().unwrap(),
+    )
+    .await;
     let started = stack
         .post_empty(&format!("/runtimes/{runtime}/start"), admin)
         .await;
-    let command = started.expect(202)["command_id"].as_str().unwrap().to_owned();
+    let command = started.expect(202)["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     host_result(stack, &host, &token, &runtime, &command).await;
     health(stack, &host, &token, &runtime, est, true, false).await;
     (runtime, token)
@@ -73,7 +83,11 @@ async fn health(
     ready: bool,
     draining: bool,
 ) {
-    let issues: Vec<&str> = if ready { vec![] } else { vec!["llm: unreachable"] };
+    let issues: Vec<&str> = if ready {
+        vec![]
+    } else {
+        vec!["llm: unreachable"]
+    };
     stack
         .send(
             Method::POST,
@@ -135,11 +149,21 @@ async fn call_of_sid(stack: &Stack, token: &str, sid: &str) -> Value {
         .clone()
 }
 
-async fn status_callback(stack: &Stack, query: &str, sid: &str, status: &str, extra: &[(&str, &str)]) -> Reply {
+async fn status_callback(
+    stack: &Stack,
+    query: &str,
+    sid: &str,
+    status: &str,
+    extra: &[(&str, &str)],
+) -> Reply {
     let mut params = vec![("CallSid", sid), ("CallStatus", status)];
     params.extend_from_slice(extra);
     stack
-        .twilio_hook(&format!("/webhooks/twilio/call-status{query}"), &params, None)
+        .twilio_hook(
+            &format!("/webhooks/twilio/call-status{query}"),
+            &params,
+            None,
+        )
         .await
 }
 
@@ -164,7 +188,10 @@ async fn m2_the_webhook_streams_each_number_to_its_own_runtime_and_the_call_arri
     let est_b = stack.establishment(&admin, "Other").await;
     let agent_b = stack.agent(&admin, &est_b, "Other agent").await;
     stack.published(&admin, &agent_b, "Other.").await;
-    stack.number(&admin, &est_b, OTHER_NUMBER, &agent_b).await.expect(201);
+    stack
+        .number(&admin, &est_b, OTHER_NUMBER, &agent_b)
+        .await
+        .expect(201);
     let (port_a, sim_a) = runtime_sim().await;
     let (port_b, sim_b) = runtime_sim().await;
     let (runtime_a, _) = running_runtime(&stack, &admin, &est_a, port_a).await;
@@ -177,15 +204,24 @@ async fn m2_the_webhook_streams_each_number_to_its_own_runtime_and_the_call_arri
 
     // THEN the TwiML streams to A's runtime with the call's parameters, in 3 round trips
     assert!(
-        twiml.contains(&format!("<Connect><Stream url=\"wss://127.0.0.1:{port_a}/media-stream\">")),
+        twiml.contains(&format!(
+            "<Connect><Stream url=\"wss://127.0.0.1:{port_a}/media-stream\">"
+        )),
         "{twiml}"
     );
     assert_eq!(trips, 3, "incoming-call webhook round trips");
     let call_id = parameter(&twiml, "call_id").unwrap();
     assert_eq!(parameter(&twiml, "establishment_id").unwrap(), est_a);
     assert_eq!(parameter(&twiml, "agent_id").unwrap(), agent_a);
-    assert!(parameter(&twiml, "agent_version_id").unwrap().starts_with("agv_"));
-    assert_eq!(parameter(&twiml, "max_call_duration_seconds").unwrap(), "900");
+    assert!(
+        parameter(&twiml, "agent_version_id")
+            .unwrap()
+            .starts_with("agv_")
+    );
+    assert_eq!(
+        parameter(&twiml, "max_call_duration_seconds").unwrap(),
+        "900"
+    );
     // AND the call is recorded, in progress on that runtime
     let call = stack.get(&format!("/calls/{call_id}"), &admin).await;
     let call = call.expect(200);
@@ -199,7 +235,9 @@ async fn m2_the_webhook_streams_each_number_to_its_own_runtime_and_the_call_arri
 
     // WHEN Twilio opens the media stream (TLS ends in front of the host; plain ws here)
     let url = format!("ws://127.0.0.1:{port_a}/media-stream");
-    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
     let custom: serde_json::Map<String, Value> = ["call_id", "establishment_id", "agent_id"]
         .iter()
         .map(|n| (n.to_string(), json!(parameter(&twiml, n).unwrap())))
@@ -215,21 +253,24 @@ async fn m2_the_webhook_streams_each_number_to_its_own_runtime_and_the_call_arri
         json!({ "event": "stop", "sequenceNumber": "3", "streamSid": "MZ01",
                 "stop": { "accountSid": "AC1", "callSid": "CA0001" } }),
     ] {
-        ws.send(tokio_tungstenite::tungstenite::Message::text(message.to_string()))
-            .await
-            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            message.to_string(),
+        ))
+        .await
+        .unwrap();
     }
     // The sim closes the socket after `stop`.
     while ws.next().await.is_some_and(|m| m.is_ok()) {}
 
     // THEN runtime A handled exactly this call, with its parameters, and B saw nothing
-    let (a, b) = (sim_a.lock().unwrap(), sim_b.lock().unwrap());
-    assert_eq!(a.total_calls_handled, 1);
-    assert_eq!(a.calls[0].custom_parameters["call_id"], call_id.as_str());
-    assert_eq!(a.calls[0].media_frames, 1);
-    assert!(a.calls[0].ended);
-    assert_eq!(b.total_calls_handled, 0);
-    drop((a, b));
+    {
+        let (a, b) = (sim_a.lock().unwrap(), sim_b.lock().unwrap());
+        assert_eq!(a.total_calls_handled, 1);
+        assert_eq!(a.calls[0].custom_parameters["call_id"], call_id.as_str());
+        assert_eq!(a.calls[0].media_frames, 1);
+        assert!(a.calls[0].ended);
+        assert_eq!(b.total_calls_handled, 0);
+    }
 
     // WHEN Twilio reports the call completed THEN the call is final with its duration
     status_callback(&stack, "", "CA0001", "completed", &[("CallDuration", "42")])
@@ -265,9 +306,15 @@ async fn every_policy_branch_answers_as_specified() {
         .await
         .expect(200);
     let twiml = incoming(&stack, "CA-black", CALLER, NUMBER).await;
-    assert!(twiml.ends_with("<Response><Reject reason=\"rejected\"/></Response>"), "{twiml}");
+    assert!(
+        twiml.ends_with("<Response><Reject reason=\"rejected\"/></Response>"),
+        "{twiml}"
+    );
     let call = call_of_sid(&stack, &admin, "CA-black").await;
-    assert_eq!((call["status"].as_str(), call["disposition"].as_str()), (Some("rejected"), Some("blacklisted")));
+    assert_eq!(
+        (call["status"].as_str(), call["disposition"].as_str()),
+        (Some("rejected"), Some("blacklisted"))
+    );
     stack
         .patch(&telephony, &admin, json!({ "blacklist_e164": [] }))
         .await
@@ -275,31 +322,56 @@ async fn every_policy_branch_answers_as_specified() {
 
     // WHEN a caller on the do-not-call list calls THEN it is rejected too
     stack
-        .post(&format!("/establishments/{est}/do-not-call"), &admin, json!({ "e164": CALLER, "reason": "asked" }))
+        .post(
+            &format!("/establishments/{est}/do-not-call"),
+            &admin,
+            json!({ "e164": CALLER, "reason": "asked" }),
+        )
         .await
         .expect(201);
     let twiml = incoming(&stack, "CA-dnc", CALLER, NUMBER).await;
     assert!(twiml.contains("<Reject reason=\"rejected\"/>"), "{twiml}");
-    assert_eq!(call_of_sid(&stack, &admin, "CA-dnc").await["disposition"], "do_not_call");
+    assert_eq!(
+        call_of_sid(&stack, &admin, "CA-dnc").await["disposition"],
+        "do_not_call"
+    );
     let other_caller = "+14155550199";
 
     // WHEN a call comes outside business hours with no handoff number THEN Say + Hangup
     stack
-        .patch(&telephony, &admin, json!({ "business_hours": closed_today() }))
+        .patch(
+            &telephony,
+            &admin,
+            json!({ "business_hours": closed_today() }),
+        )
         .await
         .expect(200);
     let twiml = incoming(&stack, "CA-closed1", other_caller, NUMBER).await;
-    assert!(twiml.contains("<Say>Thank you for calling. We are closed right now. Please call again"), "{twiml}");
+    assert!(
+        twiml.contains("<Say>Thank you for calling. We are closed right now. Please call again"),
+        "{twiml}"
+    );
     assert!(twiml.ends_with("<Hangup/></Response>"), "{twiml}");
-    assert_eq!(call_of_sid(&stack, &admin, "CA-closed1").await["disposition"], "closed_hangup");
+    assert_eq!(
+        call_of_sid(&stack, &admin, "CA-closed1").await["disposition"],
+        "closed_hangup"
+    );
     // AND with a handoff number THEN Say + Dial to it, recorded as a handoff
     stack
         .patch(&telephony, &admin, json!({ "handoff_e164": HANDOFF }))
         .await
         .expect(200);
     let twiml = incoming(&stack, "CA-closed2", other_caller, NUMBER).await;
-    assert!(twiml.contains("<Say>Thank you for calling. We are closed right now, so we are connecting"), "{twiml}");
-    assert!(twiml.contains(&format!("<Dial timeout=\"30\"><Number>{HANDOFF}</Number></Dial>")), "{twiml}");
+    assert!(
+        twiml.contains("<Say>Thank you for calling. We are closed right now, so we are connecting"),
+        "{twiml}"
+    );
+    assert!(
+        twiml.contains(&format!(
+            "<Dial timeout=\"30\"><Number>{HANDOFF}</Number></Dial>"
+        )),
+        "{twiml}"
+    );
     let call = call_of_sid(&stack, &admin, "CA-closed2").await;
     assert_eq!(call["status"], "handoff_initiated");
     assert_eq!(call["handoff"]["e164"], HANDOFF);
@@ -311,10 +383,21 @@ async fn every_policy_branch_answers_as_specified() {
         .await
         .expect(200);
     let twiml = incoming(&stack, "CA-nort", other_caller, NUMBER).await;
-    assert!(twiml.ends_with(&format!("<Response><Dial timeout=\"30\"><Number>{HANDOFF}</Number></Dial></Response>")), "{twiml}");
+    assert!(
+        twiml.ends_with(&format!(
+            "<Response><Dial timeout=\"30\"><Number>{HANDOFF}</Number></Dial></Response>"
+        )),
+        "{twiml}"
+    );
     let call = call_of_sid(&stack, &admin, "CA-nort").await;
     assert_eq!(call["disposition"], "unavailable_handoff");
-    assert!(call["handoff"]["reason"].as_str().unwrap().contains("no runtime"), "{call}");
+    assert!(
+        call["handoff"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no runtime"),
+        "{call}"
+    );
 
     // WHEN the runtime exists but is not ready, or is draining THEN Dial as well
     let (port, _sim) = runtime_sim().await;
@@ -323,20 +406,36 @@ async fn every_policy_branch_answers_as_specified() {
     health(&stack, &host, &token, &runtime, &est, false, false).await;
     let twiml = incoming(&stack, "CA-notready", other_caller, NUMBER).await;
     assert!(twiml.contains("<Dial"), "{twiml}");
-    assert!(call_of_sid(&stack, &admin, "CA-notready").await["handoff"]["reason"].as_str().unwrap().contains("llm: unreachable"));
+    assert!(
+        call_of_sid(&stack, &admin, "CA-notready").await["handoff"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("llm: unreachable")
+    );
     health(&stack, &host, &token, &runtime, &est, true, true).await;
     let twiml = incoming(&stack, "CA-draining", other_caller, NUMBER).await;
     assert!(twiml.contains("<Dial"), "{twiml}");
-    assert!(call_of_sid(&stack, &admin, "CA-draining").await["handoff"]["reason"].as_str().unwrap().contains("draining"));
+    assert!(
+        call_of_sid(&stack, &admin, "CA-draining").await["handoff"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("draining")
+    );
     // AND without a handoff number THEN an apology and Hangup
     stack
         .patch(&telephony, &admin, json!({ "handoff_e164": null }))
         .await
         .expect(200);
     let twiml = incoming(&stack, "CA-sorry", other_caller, NUMBER).await;
-    assert!(twiml.contains("<Say>We are sorry, we cannot take your call right now."), "{twiml}");
+    assert!(
+        twiml.contains("<Say>We are sorry, we cannot take your call right now."),
+        "{twiml}"
+    );
     assert!(twiml.ends_with("<Hangup/></Response>"));
-    assert_eq!(call_of_sid(&stack, &admin, "CA-sorry").await["disposition"], "unavailable_hangup");
+    assert_eq!(
+        call_of_sid(&stack, &admin, "CA-sorry").await["disposition"],
+        "unavailable_hangup"
+    );
 
     // WHEN the runtime is ready again THEN the call streams to it
     health(&stack, &host, &token, &runtime, &est, true, false).await;
@@ -346,16 +445,33 @@ async fn every_policy_branch_answers_as_specified() {
     // WHEN an unknown number or a disabled number is called THEN Reject and no call record
     let twiml = incoming(&stack, "CA-unknown", other_caller, "+14155550100").await;
     assert!(twiml.contains("<Reject"), "{twiml}");
-    let phones = stack.get(&format!("/establishments/{est}/phone-numbers"), &admin).await;
-    let phone = phones.expect(200)["items"][0]["id"].as_str().unwrap().to_owned();
+    let phones = stack
+        .get(&format!("/establishments/{est}/phone-numbers"), &admin)
+        .await;
+    let phone = phones.expect(200)["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     stack
-        .patch(&format!("/phone-numbers/{phone}"), &admin, json!({ "enabled": false }))
+        .patch(
+            &format!("/phone-numbers/{phone}"),
+            &admin,
+            json!({ "enabled": false }),
+        )
         .await
         .expect(200);
     let twiml = incoming(&stack, "CA-disabled", other_caller, NUMBER).await;
     assert!(twiml.contains("<Reject"), "{twiml}");
     for sid in ["CA-unknown", "CA-disabled"] {
-        assert!(stack.app.store.call_by_sid(NumberProvider::Twilio, sid).await.unwrap().is_none());
+        assert!(
+            stack
+                .app
+                .store
+                .call_by_sid(NumberProvider::Twilio, sid)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
 
@@ -369,32 +485,62 @@ async fn unsigned_or_wrongly_signed_webhooks_are_403_and_change_nothing() {
     let other_url = callplane::telephony::twilio::signature::sign(
         callplane_tests::twilio::AUTH_TOKEN,
         "https://evil.example.com/webhooks/twilio/incoming-call",
-        &params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>(),
+        &params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>(),
     );
     let tampered = callplane::telephony::twilio::signature::sign(
         callplane_tests::twilio::AUTH_TOKEN,
         &format!("{}{path}", callplane_tests::PUBLIC_URL),
-        &[("CallSid".into(), "CA-sig".into()), ("From".into(), CALLER.into()), ("To".into(), OTHER_NUMBER.into())],
+        &[
+            ("CallSid".into(), "CA-sig".into()),
+            ("From".into(), CALLER.into()),
+            ("To".into(), OTHER_NUMBER.into()),
+        ],
     );
     // WHEN the signature is missing, wrong, made for another URL, or for other parameters
-    for signature in ["", "bm90IGEgc2lnbmF0dXJl", other_url.as_str(), tampered.as_str()] {
+    for signature in [
+        "",
+        "bm90IGEgc2lnbmF0dXJl",
+        other_url.as_str(),
+        tampered.as_str(),
+    ] {
         let reply = stack.twilio_hook(path, &params, Some(signature)).await;
         // THEN each is 403 with the envelope
         reply.expect_error(403, "forbidden");
     }
     let status = stack
-        .twilio_hook("/webhooks/twilio/call-status", &[("CallSid", "CA-sig"), ("CallStatus", "completed")], Some("AAAA"))
+        .twilio_hook(
+            "/webhooks/twilio/call-status",
+            &[("CallSid", "CA-sig"), ("CallStatus", "completed")],
+            Some("AAAA"),
+        )
         .await;
     status.expect_error(403, "forbidden");
     // AND no call was recorded
-    assert!(stack.app.store.call_by_sid(NumberProvider::Twilio, "CA-sig").await.unwrap().is_none());
+    assert!(
+        stack
+            .app
+            .store
+            .call_by_sid(NumberProvider::Twilio, "CA-sig")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // AND the correctly signed request goes through, also when signed with the :443 form
     let with_port = callplane::telephony::twilio::signature::sign(
         callplane_tests::twilio::AUTH_TOKEN,
         &format!("https://hooks.callplane.test:443{path}"),
-        &params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>(),
+        &params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>(),
     );
-    stack.twilio_hook(path, &params, Some(&with_port)).await.expect(200);
+    stack
+        .twilio_hook(path, &params, Some(&with_port))
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -407,12 +553,17 @@ async fn a_twilio_retry_of_the_same_call_sid_gets_the_same_answer_and_no_second_
     let first = incoming(&stack, "CA-retry", CALLER, NUMBER).await;
     // WHEN Twilio retries it, sequentially and then 5 times at once
     let again = incoming(&stack, "CA-retry", CALLER, NUMBER).await;
-    let concurrent = futures::future::join_all((0..5).map(|_| incoming(&stack, "CA-retry", CALLER, NUMBER))).await;
+    let concurrent =
+        futures::future::join_all((0..5).map(|_| incoming(&stack, "CA-retry", CALLER, NUMBER)))
+            .await;
     // THEN every answer is the first one, naming the same call
     assert_eq!(again, first);
     assert!(concurrent.iter().all(|t| *t == first));
     let call = call_of_sid(&stack, &admin, "CA-retry").await;
-    assert_eq!(call["call_id"].as_str(), parameter(&first, "call_id").as_deref());
+    assert_eq!(
+        call["call_id"].as_str(),
+        parameter(&first, "call_id").as_deref()
+    );
     // AND the active-call index holds exactly one call for the establishment
     let active = stack
         .app
@@ -422,7 +573,10 @@ async fn a_twilio_retry_of_the_same_call_sid_gets_the_same_answer_and_no_second_
         .table_name(stack.app.store.table())
         .index_name("gsi2")
         .key_condition_expression("gsi2pk = :pk")
-        .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EST#{est}#ACTIVE")))
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("EST#{est}#ACTIVE")),
+        )
         .send()
         .await
         .unwrap();
@@ -430,7 +584,12 @@ async fn a_twilio_retry_of_the_same_call_sid_gets_the_same_answer_and_no_second_
 }
 
 /// Places an outbound call as `token`; returns the reply.
-async fn outbound(stack: &Stack, token: &str, key: Option<&str>, body: Value) -> (Reply, Option<String>) {
+async fn outbound(
+    stack: &Stack,
+    token: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (Reply, Option<String>) {
     let mut req = http::Request::builder()
         .method(Method::POST)
         .uri("/calls/outbound")
@@ -440,16 +599,28 @@ async fn outbound(stack: &Stack, token: &str, key: Option<&str>, body: Value) ->
         req = req.header("idempotency-key", key);
     }
     let router = calls::router(stack.app.clone());
-    let response = tower::ServiceExt::oneshot(router, req.body(axum::body::Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
+    let response = tower::ServiceExt::oneshot(
+        router,
+        req.body(axum::body::Body::from(body.to_string())).unwrap(),
+    )
+    .await
+    .unwrap();
     let replayed = response
         .headers()
         .get("idempotent-replayed")
         .map(|v| v.to_str().unwrap().to_owned());
     let status = response.status();
-    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
-    (Reply { status, body: serde_json::from_slice(&bytes).unwrap() }, replayed)
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap(),
+        },
+        replayed,
+    )
 }
 
 fn outbound_body(est: &str, agent: &str, to: &str) -> Value {
@@ -458,23 +629,30 @@ fn outbound_body(est: &str, agent: &str, to: &str) -> Value {
 }
 
 #[tokio::test]
-async fn an_outbound_call_is_placed_through_twilio_and_its_status_progresses_in_any_callback_order() {
+async fn an_outbound_call_is_placed_through_twilio_and_its_status_progresses_in_any_callback_order()
+{
     // GIVEN an establishment with a number, a published agent and a ready runtime
     let stack = Stack::new().await;
     let (admin, est, agent) = routed(&stack, NUMBER).await;
     let (port, _sim) = runtime_sim().await;
     let (runtime, _) = running_runtime(&stack, &admin, &est, port).await;
-    let operator = stack.member(&admin, &est, "op@example.com", "operator").await;
+    let operator = stack
+        .member(&admin, &est, "op@example.com", "operator")
+        .await;
 
     // WHEN an operator places a call
-    let (reply, replayed) = outbound(&stack, &operator, None, outbound_body(&est, &agent, CALLER)).await;
+    let (reply, replayed) =
+        outbound(&stack, &operator, None, outbound_body(&est, &agent, CALLER)).await;
     // THEN it is created queued with Twilio's CallSid
     let call = reply.expect(201).clone();
     assert_eq!(replayed, None);
     let call_id = call["call_id"].as_str().unwrap().to_owned();
     assert_eq!(call["status"], "queued");
     assert_eq!(call["direction"], "outbound");
-    assert_eq!((call["from_e164"].as_str(), call["to_e164"].as_str()), (Some(NUMBER), Some(CALLER)));
+    assert_eq!(
+        (call["from_e164"].as_str(), call["to_e164"].as_str()),
+        (Some(NUMBER), Some(CALLER))
+    );
     assert_eq!(call["runtime_id"], runtime.as_str());
     assert_eq!(call["metadata"], json!({ "campaign": "spring" }));
     let sid = call["provider_call_sid"].as_str().unwrap().to_owned();
@@ -483,39 +661,85 @@ async fn an_outbound_call_is_placed_through_twilio_and_its_status_progresses_in_
     let sent = stack.twilio.sent();
     assert_eq!(sent.len(), 1);
     let create = &sent[0];
-    assert_eq!(create.path, format!("/2010-04-01/Accounts/{}/Calls.json", callplane_tests::twilio::ACCOUNT_SID));
+    assert_eq!(
+        create.path,
+        format!(
+            "/2010-04-01/Accounts/{}/Calls.json",
+            callplane_tests::twilio::ACCOUNT_SID
+        )
+    );
     assert_eq!(create.param("To"), Some(CALLER));
     assert_eq!(create.param("From"), Some(NUMBER));
     assert_eq!(create.param("TimeLimit"), Some("900"));
     assert_eq!(
         create.param("StatusCallback").unwrap(),
-        format!("{}/webhooks/twilio/call-status?call_id={call_id}", callplane_tests::PUBLIC_URL)
+        format!(
+            "{}/webhooks/twilio/call-status?call_id={call_id}",
+            callplane_tests::PUBLIC_URL
+        )
     );
-    assert_eq!(create.all("StatusCallbackEvent"), ["initiated", "ringing", "answered", "completed"]);
+    assert_eq!(
+        create.all("StatusCallbackEvent"),
+        ["initiated", "ringing", "answered", "completed"]
+    );
     assert_eq!(create.param("MachineDetection"), Some("Enable"));
     assert_eq!(create.param("AsyncAmd"), Some("true"));
     let twiml = create.param("Twiml").unwrap();
-    assert!(twiml.contains(&format!("<Stream url=\"wss://127.0.0.1:{port}/media-stream\">")), "{twiml}");
-    assert_eq!(parameter(twiml, "call_id").as_deref(), Some(call_id.as_str()));
+    assert!(
+        twiml.contains(&format!(
+            "<Stream url=\"wss://127.0.0.1:{port}/media-stream\">"
+        )),
+        "{twiml}"
+    );
+    assert_eq!(
+        parameter(twiml, "call_id").as_deref(),
+        Some(call_id.as_str())
+    );
 
     // WHEN callbacks arrive: ringing, answered, then completed, a late ringing and duplicates
     let q = format!("?call_id={call_id}");
     let call_path = format!("/calls/{call_id}");
     let show = || stack.get(&call_path, &operator);
-    status_callback(&stack, &q, &sid, "ringing", &[("SequenceNumber", "1")]).await.expect(204);
+    status_callback(&stack, &q, &sid, "ringing", &[("SequenceNumber", "1")])
+        .await
+        .expect(204);
     assert_eq!(show().await.expect(200)["status"], "ringing");
-    status_callback(&stack, &q, &sid, "in-progress", &[("SequenceNumber", "2")]).await.expect(204);
+    status_callback(&stack, &q, &sid, "in-progress", &[("SequenceNumber", "2")])
+        .await
+        .expect(204);
     let live = show().await;
     assert_eq!(live.expect(200)["status"], "in_progress");
     assert!(live.body["started_at"].is_string());
     stack
-        .twilio_hook(&format!("/webhooks/twilio/amd-callback{q}"), &[("CallSid", &sid), ("AnsweredBy", "human"), ("MachineDetectionDuration", "2100")], None)
+        .twilio_hook(
+            &format!("/webhooks/twilio/amd-callback{q}"),
+            &[
+                ("CallSid", &sid),
+                ("AnsweredBy", "human"),
+                ("MachineDetectionDuration", "2100"),
+            ],
+            None,
+        )
         .await
         .expect(204);
-    status_callback(&stack, &q, &sid, "completed", &[("CallDuration", "65"), ("SequenceNumber", "3")]).await.expect(204);
-    status_callback(&stack, &q, &sid, "ringing", &[("SequenceNumber", "1")]).await.expect(204);
-    status_callback(&stack, &q, &sid, "in-progress", &[("SequenceNumber", "2")]).await.expect(204);
-    status_callback(&stack, &q, &sid, "busy", &[]).await.expect(204);
+    status_callback(
+        &stack,
+        &q,
+        &sid,
+        "completed",
+        &[("CallDuration", "65"), ("SequenceNumber", "3")],
+    )
+    .await
+    .expect(204);
+    status_callback(&stack, &q, &sid, "ringing", &[("SequenceNumber", "1")])
+        .await
+        .expect(204);
+    status_callback(&stack, &q, &sid, "in-progress", &[("SequenceNumber", "2")])
+        .await
+        .expect(204);
+    status_callback(&stack, &q, &sid, "busy", &[])
+        .await
+        .expect(204);
     // THEN the call is completed with its duration and AMD result, never moved back
     let done = show().await;
     let done = done.expect(200);
@@ -525,11 +749,21 @@ async fn an_outbound_call_is_placed_through_twilio_and_its_status_progresses_in_
     assert!(done["ended_at"].is_string());
     // AND a recording callback (by CallSid only, as Twilio sends it) stores the reference
     stack
-        .twilio_hook("/webhooks/twilio/recording-status", &[
-            ("CallSid", &sid), ("RecordingSid", "RE123"), ("RecordingStatus", "completed"),
-            ("RecordingUrl", "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE123"),
-            ("RecordingDuration", "64"), ("RecordingChannels", "2"),
-        ], None)
+        .twilio_hook(
+            "/webhooks/twilio/recording-status",
+            &[
+                ("CallSid", &sid),
+                ("RecordingSid", "RE123"),
+                ("RecordingStatus", "completed"),
+                (
+                    "RecordingUrl",
+                    "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE123",
+                ),
+                ("RecordingDuration", "64"),
+                ("RecordingChannels", "2"),
+            ],
+            None,
+        )
         .await
         .expect(204);
     let recorded = show().await;
@@ -562,7 +796,10 @@ async fn outbound_calls_are_idempotent_per_key() {
     assert_eq!(stack.twilio.sent().len(), 1);
     // AND a bad key is 400
     let (bad, _) = outbound(&stack, &admin, Some("key with spaces"), body).await;
-    assert!(bad.expect_error(400, "validation_failed").contains("Idempotency-Key"));
+    assert!(
+        bad.expect_error(400, "validation_failed")
+            .contains("Idempotency-Key")
+    );
 }
 
 #[tokio::test]
@@ -575,7 +812,10 @@ async fn twilio_errors_become_clear_envelopes() {
     let body = outbound_body(&est, &agent, CALLER);
 
     // WHEN Twilio refuses the number (21211) THEN 422 invalid_number and the call failed
-    stack.twilio.fail_next(&[Failure { status: 400, code: 21211 }]);
+    stack.twilio.fail_next(&[Failure {
+        status: 400,
+        code: 21211,
+    }]);
     let (reply, _) = outbound(&stack, &admin, Some("k-invalid"), body.clone()).await;
     assert!(reply.expect_error(422, "invalid_number").contains("21211"));
     // AND a replay answers the same without asking Twilio again
@@ -584,7 +824,12 @@ async fn twilio_errors_become_clear_envelopes() {
     assert_eq!(stack.twilio.sent().len(), 1);
 
     // WHEN Twilio rate-limits every attempt THEN 503 after 3 attempts
-    stack.twilio.fail_next(&[Failure { status: 429, code: 20429 }; 3]);
+    stack.twilio.fail_next(
+        &[Failure {
+            status: 429,
+            code: 20429,
+        }; 3],
+    );
     let (reply, _) = outbound(&stack, &admin, Some("k-busy"), body.clone()).await;
     reply.expect_error(503, "unavailable");
     assert_eq!(stack.twilio.sent().len(), 4);
@@ -594,13 +839,19 @@ async fn twilio_errors_become_clear_envelopes() {
     assert_eq!(stack.twilio.sent().len(), 5);
 
     // WHEN one attempt is rate-limited THEN the backoff retry succeeds
-    stack.twilio.fail_next(&[Failure { status: 429, code: 20429 }]);
+    stack.twilio.fail_next(&[Failure {
+        status: 429,
+        code: 20429,
+    }]);
     let (reply, _) = outbound(&stack, &admin, None, body.clone()).await;
     reply.expect(201);
     assert_eq!(stack.twilio.sent().len(), 7);
 
     // WHEN Twilio fails with a 5xx THEN 503, and the failed call says why
-    stack.twilio.fail_next(&[Failure { status: 500, code: 20500 }]);
+    stack.twilio.fail_next(&[Failure {
+        status: 500,
+        code: 20500,
+    }]);
     let (reply, _) = outbound(&stack, &admin, None, body).await;
     reply.expect_error(503, "unavailable");
 }
@@ -612,38 +863,101 @@ async fn outbound_calls_respect_policy_roles_and_tenancy() {
     let (admin, est, agent) = routed(&stack, NUMBER).await;
     let (port, _sim) = runtime_sim().await;
     let (runtime, token) = running_runtime(&stack, &admin, &est, port).await;
-    let viewer = stack.member(&admin, &est, "viewer@example.com", "viewer").await;
-    let stranger = stack.member(&admin, &stack.establishment(&admin, "Else").await, "x@example.com", "admin").await;
+    let viewer = stack
+        .member(&admin, &est, "viewer@example.com", "viewer")
+        .await;
+    let stranger = stack
+        .member(
+            &admin,
+            &stack.establishment(&admin, "Else").await,
+            "x@example.com",
+            "admin",
+        )
+        .await;
     let body = outbound_body(&est, &agent, CALLER);
 
     // THEN a viewer is 403 and a stranger 404, and nothing reaches Twilio
-    outbound(&stack, &viewer, None, body.clone()).await.0.expect_error(403, "forbidden");
-    outbound(&stack, &stranger, None, body.clone()).await.0.expect_error(404, "not_found");
+    outbound(&stack, &viewer, None, body.clone())
+        .await
+        .0
+        .expect_error(403, "forbidden");
+    outbound(&stack, &stranger, None, body.clone())
+        .await
+        .0
+        .expect_error(404, "not_found");
     // AND a callee on the do-not-call list or the blacklist is 422
     stack
-        .post(&format!("/establishments/{est}/do-not-call"), &admin, json!({ "e164": CALLER }))
+        .post(
+            &format!("/establishments/{est}/do-not-call"),
+            &admin,
+            json!({ "e164": CALLER }),
+        )
         .await
         .expect(201);
-    outbound(&stack, &admin, None, body.clone()).await.0.expect_error(422, "do_not_call");
+    outbound(&stack, &admin, None, body.clone())
+        .await
+        .0
+        .expect_error(422, "do_not_call");
     stack
-        .patch(&format!("/establishments/{est}/telephony"), &admin, json!({ "blacklist_e164": [OTHER_NUMBER] }))
+        .patch(
+            &format!("/establishments/{est}/telephony"),
+            &admin,
+            json!({ "blacklist_e164": [OTHER_NUMBER] }),
+        )
         .await
         .expect(200);
-    outbound(&stack, &admin, None, outbound_body(&est, &agent, OTHER_NUMBER)).await.0.expect_error(422, "blacklisted");
+    outbound(
+        &stack,
+        &admin,
+        None,
+        outbound_body(&est, &agent, OTHER_NUMBER),
+    )
+    .await
+    .0
+    .expect_error(422, "blacklisted");
     // AND a caller id that is not the establishment's is 422
     let mut foreign_from = outbound_body(&est, &agent, HANDOFF);
     foreign_from["from_e164"] = json!("+14155550123");
-    outbound(&stack, &admin, None, foreign_from).await.0.expect_error(422, "invalid_caller_id");
+    outbound(&stack, &admin, None, foreign_from)
+        .await
+        .0
+        .expect_error(422, "invalid_caller_id");
     // AND an unknown agent is 404, bad input 400
-    outbound(&stack, &admin, None, outbound_body(&est, "agt_01ARZ3NDEKTSV4RRFFQ69G5FAV", HANDOFF)).await.0.expect_error(404, "not_found");
+    outbound(
+        &stack,
+        &admin,
+        None,
+        outbound_body(&est, "agt_01ARZ3NDEKTSV4RRFFQ69G5FAV", HANDOFF),
+    )
+    .await
+    .0
+    .expect_error(404, "not_found");
     let mut bad = outbound_body(&est, &agent, "0800");
-    outbound(&stack, &admin, None, bad.clone()).await.0.expect_error(400, "validation_failed");
+    outbound(&stack, &admin, None, bad.clone())
+        .await
+        .0
+        .expect_error(400, "validation_failed");
     bad["to_e164"] = json!(HANDOFF);
     bad["metadata"] = json!("not an object");
-    outbound(&stack, &admin, None, bad).await.0.expect_error(400, "validation_failed");
+    outbound(&stack, &admin, None, bad)
+        .await
+        .0
+        .expect_error(400, "validation_failed");
     // AND a runtime that is not ready is 409
-    health(&stack, &format!("{HOST}-{port}"), &token, &runtime, &est, false, false).await;
-    outbound(&stack, &admin, None, outbound_body(&est, &agent, HANDOFF)).await.0.expect_error(409, "conflict");
+    health(
+        &stack,
+        &format!("{HOST}-{port}"),
+        &token,
+        &runtime,
+        &est,
+        false,
+        false,
+    )
+    .await;
+    outbound(&stack, &admin, None, outbound_body(&est, &agent, HANDOFF))
+        .await
+        .0
+        .expect_error(409, "conflict");
     assert!(stack.twilio.sent().is_empty());
 }
 
@@ -654,27 +968,56 @@ async fn handoff_transfers_a_call_in_progress_to_the_handoff_number() {
     let (admin, est, _) = routed(&stack, NUMBER).await;
     let (port, _sim) = runtime_sim().await;
     running_runtime(&stack, &admin, &est, port).await;
-    let operator = stack.member(&admin, &est, "op@example.com", "operator").await;
-    let viewer = stack.member(&admin, &est, "viewer@example.com", "viewer").await;
+    let operator = stack
+        .member(&admin, &est, "op@example.com", "operator")
+        .await;
+    let viewer = stack
+        .member(&admin, &est, "viewer@example.com", "viewer")
+        .await;
     let twiml = incoming(&stack, "CA-hand", CALLER, NUMBER).await;
     let call_id = parameter(&twiml, "call_id").unwrap();
     let path = format!("/calls/{call_id}/handoff");
     let reason = json!({ "reason": "customer_requested_human" });
 
     // WHEN there is no handoff number THEN 422
-    stack.post(&path, &operator, reason.clone()).await.expect_error(422, "no_handoff_number");
     stack
-        .patch(&format!("/establishments/{est}/telephony"), &admin, json!({ "handoff_e164": HANDOFF }))
+        .post(&path, &operator, reason.clone())
+        .await
+        .expect_error(422, "no_handoff_number");
+    stack
+        .patch(
+            &format!("/establishments/{est}/telephony"),
+            &admin,
+            json!({ "handoff_e164": HANDOFF }),
+        )
         .await
         .expect(200);
     // AND a viewer is 403, a bad body 400
-    stack.post(&path, &viewer, reason.clone()).await.expect_error(403, "forbidden");
-    stack.post(&path, &operator, json!({ "reason": "" })).await.expect_error(400, "validation_failed");
+    stack
+        .post(&path, &viewer, reason.clone())
+        .await
+        .expect_error(403, "forbidden");
+    stack
+        .post(&path, &operator, json!({ "reason": "" }))
+        .await
+        .expect_error(400, "validation_failed");
 
     // WHEN Twilio says the call is over (21220) THEN 409 and the call stays in progress
-    stack.twilio.fail_next(&[Failure { status: 400, code: 21220 }]);
-    stack.post(&path, &operator, reason.clone()).await.expect_error(409, "conflict");
-    assert_eq!(stack.get(&format!("/calls/{call_id}"), &operator).await.expect(200)["status"], "in_progress");
+    stack.twilio.fail_next(&[Failure {
+        status: 400,
+        code: 21220,
+    }]);
+    stack
+        .post(&path, &operator, reason.clone())
+        .await
+        .expect_error(409, "conflict");
+    assert_eq!(
+        stack
+            .get(&format!("/calls/{call_id}"), &operator)
+            .await
+            .expect(200)["status"],
+        "in_progress"
+    );
 
     // WHEN the operator hands off THEN the answer is A.5's and Twilio got a Dial
     let reply = stack.post(&path, &operator, reason.clone()).await;
@@ -683,22 +1026,58 @@ async fn handoff_transfers_a_call_in_progress_to_the_handoff_number() {
         &json!({ "call_id": call_id, "status": "handoff_initiated", "handoff_e164": HANDOFF })
     );
     let update = stack.twilio.sent().pop().unwrap();
-    assert!(update.path.ends_with("/Calls/CA-hand.json"), "{}", update.path);
+    assert!(
+        update.path.ends_with("/Calls/CA-hand.json"),
+        "{}",
+        update.path
+    );
     assert_eq!(
         update.param("Twiml"),
         Some(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial timeout=\"30\"><Number>{HANDOFF}</Number></Dial></Response>").as_str())
     );
     let call = stack.get(&format!("/calls/{call_id}"), &operator).await;
-    assert_eq!(call.expect(200)["handoff"]["reason"], "customer_requested_human");
-    assert!(stack.audit_actions(&admin, &est).await.contains(&"call.handoff".to_owned()));
+    assert_eq!(
+        call.expect(200)["handoff"]["reason"],
+        "customer_requested_human"
+    );
+    assert!(
+        stack
+            .audit_actions(&admin, &est)
+            .await
+            .contains(&"call.handoff".to_owned())
+    );
     // AND a second handoff is 409, and a late in-progress callback does not undo it
-    stack.post(&path, &operator, reason.clone()).await.expect_error(409, "conflict");
-    status_callback(&stack, "", "CA-hand", "in-progress", &[]).await.expect(204);
-    assert_eq!(stack.get(&format!("/calls/{call_id}"), &operator).await.expect(200)["status"], "handoff_initiated");
+    stack
+        .post(&path, &operator, reason.clone())
+        .await
+        .expect_error(409, "conflict");
+    status_callback(&stack, "", "CA-hand", "in-progress", &[])
+        .await
+        .expect(204);
+    assert_eq!(
+        stack
+            .get(&format!("/calls/{call_id}"), &operator)
+            .await
+            .expect(200)["status"],
+        "handoff_initiated"
+    );
     // AND another tenant's admin gets 404 for the call
-    let stranger = stack.member(&admin, &stack.establishment(&admin, "Else").await, "x@example.com", "admin").await;
-    stack.post(&path, &stranger, reason).await.expect_error(404, "not_found");
-    stack.get(&format!("/calls/{call_id}"), &stranger).await.expect_error(404, "not_found");
+    let stranger = stack
+        .member(
+            &admin,
+            &stack.establishment(&admin, "Else").await,
+            "x@example.com",
+            "admin",
+        )
+        .await;
+    stack
+        .post(&path, &stranger, reason)
+        .await
+        .expect_error(404, "not_found");
+    stack
+        .get(&format!("/calls/{call_id}"), &stranger)
+        .await
+        .expect_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -707,28 +1086,68 @@ async fn the_do_not_call_list_is_managed_by_role_and_audited() {
     let stack = Stack::new().await;
     let admin = stack.admin().await;
     let est = stack.establishment(&admin, "Helios").await;
-    let operator = stack.member(&admin, &est, "op@example.com", "operator").await;
-    let viewer = stack.member(&admin, &est, "viewer@example.com", "viewer").await;
+    let operator = stack
+        .member(&admin, &est, "op@example.com", "operator")
+        .await;
+    let viewer = stack
+        .member(&admin, &est, "viewer@example.com", "viewer")
+        .await;
     let list = format!("/establishments/{est}/do-not-call");
     // WHEN an operator adds a number twice THEN 201 then 200, one entry
-    stack.post(&list, &operator, json!({ "e164": CALLER, "reason": "opted out on a call" })).await.expect(201);
-    stack.post(&list, &operator, json!({ "e164": CALLER })).await.expect(200);
+    stack
+        .post(
+            &list,
+            &operator,
+            json!({ "e164": CALLER, "reason": "opted out on a call" }),
+        )
+        .await
+        .expect(201);
+    stack
+        .post(&list, &operator, json!({ "e164": CALLER }))
+        .await
+        .expect(200);
     let page = stack.get(&list, &viewer).await;
     let items = page.expect(200)["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["e164"], CALLER);
     assert_eq!(items[0]["reason"], "opted out on a call");
     // AND a viewer cannot add, an operator cannot remove, bad numbers are 400
-    stack.post(&list, &viewer, json!({ "e164": HANDOFF })).await.expect_error(403, "forbidden");
+    stack
+        .post(&list, &viewer, json!({ "e164": HANDOFF }))
+        .await
+        .expect_error(403, "forbidden");
     let entry = format!("{list}/{}", CALLER.replace('+', "%2B"));
-    stack.send(Method::DELETE, &entry, Some(&operator), None).await.expect_error(403, "forbidden");
-    stack.post(&list, &operator, json!({ "e164": "12345" })).await.expect_error(400, "validation_failed");
+    stack
+        .send(Method::DELETE, &entry, Some(&operator), None)
+        .await
+        .expect_error(403, "forbidden");
+    stack
+        .post(&list, &operator, json!({ "e164": "12345" }))
+        .await
+        .expect_error(400, "validation_failed");
     // WHEN an admin removes it THEN 204, then 404
-    stack.send(Method::DELETE, &entry, Some(&admin), None).await.expect(204);
-    stack.send(Method::DELETE, &entry, Some(&admin), None).await.expect_error(404, "not_found");
-    assert!(stack.get(&list, &viewer).await.expect(200)["items"].as_array().unwrap().is_empty());
+    stack
+        .send(Method::DELETE, &entry, Some(&admin), None)
+        .await
+        .expect(204);
+    stack
+        .send(Method::DELETE, &entry, Some(&admin), None)
+        .await
+        .expect_error(404, "not_found");
+    assert!(
+        stack.get(&list, &viewer).await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let actions = stack.audit_actions(&admin, &est).await;
-    assert!(actions.starts_with(&["do_not_call.removed".to_owned(), "do_not_call.added".to_owned()]), "{actions:?}");
+    assert!(
+        actions.starts_with(&[
+            "do_not_call.removed".to_owned(),
+            "do_not_call.added".to_owned()
+        ]),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -737,11 +1156,16 @@ async fn whatsapp_webhooks_verify_the_subscription_and_the_body_signature() {
     let stack = Stack::new().await;
     let stack = &stack;
     let verify = |token: &str| {
-        let path = format!("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444");
+        let path = format!(
+            "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444"
+        );
         async move { stack.send(Method::GET, &path, None, None).await }
     };
     // THEN the challenge is echoed for our token only
-    assert_eq!(verify("wa-verify-token").await.expect(200), &json!(1158201444));
+    assert_eq!(
+        verify("wa-verify-token").await.expect(200),
+        &json!(1158201444)
+    );
     verify("wrong").await.expect_error(403, "forbidden");
     // AND an event is accepted only with the body's signature
     let post = |signature: &'static str| async move {
@@ -755,6 +1179,8 @@ async fn whatsapp_webhooks_verify_the_subscription_and_the_body_signature() {
         stack.send_raw(req).await
     };
     // (`test` is not JSON: a valid signature on it gets past the check and fails parsing)
-    post("sha256=0c61947b610d4f45e65f3d680e26027121ec2413e77598bcb6cfc6e0d9888221").await.expect_error(400, "validation_failed");
+    post("sha256=0c61947b610d4f45e65f3d680e26027121ec2413e77598bcb6cfc6e0d9888221")
+        .await
+        .expect_error(400, "validation_failed");
     post("sha256=0000").await.expect_error(403, "forbidden");
 }

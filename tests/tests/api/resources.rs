@@ -98,6 +98,8 @@ async fn every_routed_path_reaches_a_handler_of_its_function() {
                 "{command_id}",
                 &callplane::ids::CommandId::new().to_string(),
             )
+            .replace("{call_id}", &callplane::ids::CallId::new().to_string())
+            .replace("{e164}", "%2B14155552671")
             .replace("{host_id}", "host-x");
         assert!(!concrete.contains('{'), "no sample id for {path}");
         // WHEN the path is requested (with a method it may not serve)
