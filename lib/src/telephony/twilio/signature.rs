@@ -154,15 +154,15 @@ mod tests {
         // THEN each validates against the other form of the URL
         assert!(is_valid("12345", URL, &official(), &signed_with_port));
         assert!(is_valid("12345", with_port, &official(), SIGNATURE));
-        // AND a non-default port is only accepted as given
+        // AND with a non-default port, the URL as given and without its port both validate
+        // (as Twilio's SDKs do), but a signature made for another port does not
         let odd = "https://mycompany.com:8443/myapp.php?foo=1&bar=2";
-        assert!(is_valid(
-            "12345",
-            odd,
-            &official(),
-            &sign("12345", odd, &official())
-        ));
-        assert!(!is_valid("12345", odd, &official(), SIGNATURE));
+        let signed_odd = sign("12345", odd, &official());
+        assert!(is_valid("12345", odd, &official(), &signed_odd));
+        assert!(is_valid("12345", odd, &official(), SIGNATURE));
+        let other = "https://mycompany.com:9443/myapp.php?foo=1&bar=2";
+        let signed_other = sign("12345", other, &official());
+        assert!(!is_valid("12345", odd, &official(), &signed_other));
     }
 
     #[test]
