@@ -541,6 +541,27 @@ async fn unsigned_or_wrongly_signed_webhooks_are_403_and_change_nothing() {
         .twilio_hook(path, &params, Some(&with_port))
         .await
         .expect(200);
+    // AND a signed request missing a field Twilio always sends is 400 naming it
+    let reply = stack
+        .twilio_hook(path, &[("CallSid", "CA-nofield"), ("From", CALLER)], None)
+        .await;
+    assert!(
+        reply
+            .expect_error(400, "validation_failed")
+            .starts_with("To:")
+    );
+    let reply = stack
+        .twilio_hook(
+            "/webhooks/twilio/call-status",
+            &[("CallSid", "CA-sig"), ("CallStatus", "exploded")],
+            None,
+        )
+        .await;
+    assert!(
+        reply
+            .expect_error(400, "validation_failed")
+            .contains("exploded")
+    );
 }
 
 #[tokio::test]

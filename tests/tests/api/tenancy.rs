@@ -71,6 +71,31 @@ async fn another_establishments_resources_are_not_found_on_every_route() {
                 json!({ "establishment_id": a, "role": "viewer" }),
             )
             .await,
+        stack
+            .get(&format!("/establishments/{a}/do-not-call"), &beta_admin)
+            .await,
+        stack
+            .post(
+                &format!("/establishments/{a}/do-not-call"),
+                &beta_admin,
+                json!({ "e164": "+14155552671" }),
+            )
+            .await,
+        stack
+            .send(
+                Method::DELETE,
+                &format!("/establishments/{a}/do-not-call/%2B14155552671"),
+                Some(&beta_admin),
+                None,
+            )
+            .await,
+        stack
+            .post(
+                "/calls/outbound",
+                &beta_admin,
+                json!({ "establishment_id": a, "agent_id": callplane::ids::AgentId::new(), "to_e164": "+14155552672" }),
+            )
+            .await,
     ];
     // THEN every one is 404 not_found (existence does not leak)
     for reply in &replies {
