@@ -29,7 +29,9 @@ impl Default for RetryPolicy {
 /// A Twilio account's REST client.
 #[derive(Clone, Debug)]
 pub struct TwilioClient {
-    http: reqwest::Client,
+    /// Built on first use: loading the TLS roots costs milliseconds that functions which never
+    /// call Twilio (the webhooks) should not pay at cold start.
+    http: std::sync::OnceLock<reqwest::Client>,
     base: String,
     account_sid: String,
     auth_token: String,
@@ -52,20 +54,25 @@ struct CallResource {
 impl TwilioClient {
     /// A client for `account_sid` at `base` (`https://api.twilio.com` in production).
     pub fn new(base: &str, account_sid: &str, auth_token: &str, retry: RetryPolicy) -> Self {
-        // reqwest's rustls uses the process-wide provider: the aws-lc-rs one the AWS SDK
-        // already links. Installing twice is harmless (the second call reports an error).
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
         Self {
-            http,
+            http: std::sync::OnceLock::new(),
             base: base.trim_end_matches('/').to_owned(),
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
             retry,
         }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            // reqwest's rustls uses the process-wide provider: the aws-lc-rs one the AWS SDK
+            // already links. Installing twice is harmless (the second call reports an error).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     fn calls_url(&self) -> String {
@@ -100,7 +107,7 @@ impl TwilioClient {
             attempt += 1;
             let last = attempt >= self.retry.attempts;
             let sent = self
-                .http
+                .http()
                 .post(url)
                 .basic_auth(&self.account_sid, Some(&self.auth_token))
                 .header("content-type", "application/x-www-form-urlencoded")
