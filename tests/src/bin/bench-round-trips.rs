@@ -239,6 +239,7 @@ async fn main() {
         "| incoming-call webhook, in process vs the emulator ({CALLS} calls) | ms |\n|---|---|"
     );
     println!("| p50 | {:.1} |", ms(times[CALLS / 2]));
+    println!("| p90 | {:.1} |", ms(times[CALLS * 9 / 10]));
     println!("| p99 | {:.1} |", ms(times[CALLS * 99 / 100]));
     println!("| max | {:.1} |", ms(times[CALLS - 1]));
 }
