@@ -19,7 +19,6 @@ use crate::store::{CreateCallError, OutboundContext};
 use crate::telephony::{OutboundCall, StreamTarget};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How long an idempotency key is remembered.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
@@ -425,12 +424,10 @@ fn check_extras(req: &OutboundRequest) -> Result<()> {
     Ok(())
 }
 
+/// SHA-256 (hex) of the parsed request, canonical JSON (object keys sorted).
 fn hash_request(req: &OutboundRequest) -> Result<String> {
-    let bytes = serde_json::to_vec(req).map_err(Error::internal)?;
-    Ok(Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    let json = serde_json::to_string(req).map_err(Error::internal)?;
+    Ok(crate::auth::secret_token::hash(&json))
 }
 
 /// The answer to a request whose key was used before: the same call (or the same error) for
