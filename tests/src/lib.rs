@@ -129,6 +129,7 @@ pub async fn emulator_sdk() -> aws_config::SdkConfig {
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: http::HeaderMap,
     pub body: Value,
 }
 
@@ -271,6 +272,7 @@ impl Stack {
             .map_or(&self.routes[0].1, |(_, router)| router);
         let response = router.clone().oneshot(req).await.expect("infallible");
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
@@ -283,7 +285,11 @@ impl Stack {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
         };
-        Reply { status, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// POSTs a form to a Twilio webhook `path_and_query`, signed as Twilio signs it for

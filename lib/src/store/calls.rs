@@ -442,14 +442,6 @@ impl Store {
         }
     }
 
-    /// Whether `e164` is on the establishment's do-not-call list.
-    pub async fn is_do_not_call(&self, est: &EstablishmentId, e164: &E164) -> Result<bool> {
-        Ok(self
-            .get::<DoNotCallRecord>(&keys::do_not_call(est, e164))
-            .await?
-            .is_some())
-    }
-
     /// A page of the establishment's do-not-call list, by number.
     pub async fn do_not_call_page(
         &self,

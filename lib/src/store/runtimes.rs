@@ -452,14 +452,6 @@ impl Store {
         Ok(())
     }
 
-    /// An establishment's runtime slot with its routing copy.
-    pub async fn establishment_runtime_slot(
-        &self,
-        est: &EstablishmentId,
-    ) -> Result<Option<EstablishmentRuntimeRecord>> {
-        self.get(&keys::establishment_runtime(est)).await
-    }
-
     /// The runtimes a host runs or still has to remove.
     pub async fn host_runtimes(&self, host: &str) -> Result<Vec<RuntimeRecord>> {
         self.gsi1_all(&keys::host_runtimes_index(host)).await

@@ -619,29 +619,14 @@ async fn outbound(
     if let Some(key) = key {
         req = req.header("idempotency-key", key);
     }
-    let router = calls::router(stack.app.clone());
-    let response = tower::ServiceExt::oneshot(
-        router,
-        req.body(axum::body::Body::from(body.to_string())).unwrap(),
-    )
-    .await
-    .unwrap();
-    let replayed = response
-        .headers()
+    let reply = stack
+        .send_raw(req.body(axum::body::Body::from(body.to_string())).unwrap())
+        .await;
+    let replayed = reply
+        .headers
         .get("idempotent-replayed")
         .map(|v| v.to_str().unwrap().to_owned());
-    let status = response.status();
-    let bytes = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (
-        Reply {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap(),
-        },
-        replayed,
-    )
+    (reply, replayed)
 }
 
 fn outbound_body(est: &str, agent: &str, to: &str) -> Value {
