@@ -5,8 +5,8 @@
 use crate::error::{Error, Result};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
@@ -14,6 +14,11 @@ use std::collections::HashMap;
 /// Global secondary indexes: name, partition attribute, sort attribute.
 pub const GSIS: &[(&str, &str, &str)] =
     &[("gsi1", "gsi1pk", "gsi1sk"), ("gsi2", "gsi2pk", "gsi2sk")];
+
+/// Local secondary indexes (partition key `pk`): name, sort attribute. They exist only if made
+/// with the table, and they are what lets a call's partition be read in time order and in
+/// arrival order with consistent reads.
+pub const LSIS: &[(&str, &str)] = &[("lsi1", "lsi1sk"), ("lsi2", "lsi2sk")];
 
 /// Queues (each with a `-dlq` twin): logical name, and how many receives before a message is
 /// moved to the dead-letter queue.
@@ -94,6 +99,22 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
             GlobalSecondaryIndex::builder()
                 .index_name(*index)
                 .key_schema(key(pk, KeyType::Hash)?)
+                .key_schema(key(sk, KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(Error::internal)?,
+        );
+    }
+    for (index, sk) in LSIS {
+        attrs.push(*sk);
+        create = create.local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name(*index)
+                .key_schema(key(crate::store::keys::PK, KeyType::Hash)?)
                 .key_schema(key(sk, KeyType::Range)?)
                 .projection(
                     Projection::builder()

@@ -26,7 +26,7 @@ pub const GSI2PK: &str = "gsi2pk";
 pub const GSI2SK: &str = "gsi2sk";
 
 /// A primary key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     /// Partition key.
     pub pk: String,
@@ -252,4 +252,83 @@ pub fn do_not_call(est: &EstablishmentId, e164: &E164) -> Key {
 /// `IDEMP#{est}#{key}` / `OUTBOUND` (expires after a day).
 pub fn outbound_request(est: &EstablishmentId, idempotency_key: &str) -> Key {
     Key::new(format!("IDEMP#{est}#{idempotency_key}"), "OUTBOUND")
+}
+
+/// Sort-key attribute of the `lsi1` local index ("in time order" within a partition).
+pub const LSI1SK: &str = "lsi1sk";
+/// The `lsi1` local index.
+pub const LSI1: &str = "lsi1";
+/// Sort-key attribute of the `lsi2` local index ("in arrival order" within a partition).
+pub const LSI2SK: &str = "lsi2sk";
+/// The `lsi2` local index.
+pub const LSI2: &str = "lsi2";
+
+/// Partition of a call: the call, its timeline, its transcript.
+pub fn call_partition(id: &CallId) -> String {
+    format!("CALL#{id}")
+}
+
+/// Sort-key prefix of a call's timeline events (table and `lsi1`).
+pub const EVENT_PREFIX: &str = "EVT#";
+/// Sort-key prefix of a call's transcript segments (table, `lsi1` and `lsi2`).
+pub const SEGMENT_PREFIX: &str = "SEG#";
+/// `lsi2` sort-key prefix of a call's tool events.
+pub const TOOL_PREFIX: &str = "TOOL#";
+
+/// A runtime event of a call, by its idempotency key: `CALL#{call}` / `EVT#{key}`. Created
+/// only if absent, so this item *is* the idempotency guard (scoped to the call, so one
+/// tenant's runtime can never shadow another's keys).
+pub fn call_event(id: &CallId, idempotency_key: &str) -> Key {
+    Key::new(
+        call_partition(id),
+        format!("{EVENT_PREFIX}{idempotency_key}"),
+    )
+}
+
+/// `lsi1` sort key of an event: the timeline, by when it happened, then by its id.
+pub fn timeline_sort(occurred_at: &crate::time::Timestamp, event_id: &str) -> String {
+    format!("{EVENT_PREFIX}{occurred_at}#{event_id}")
+}
+
+/// `lsi2` sort key of a tool event (tool log, by when it happened).
+pub fn tool_sort(occurred_at: &crate::time::Timestamp, event_id: &str) -> String {
+    format!("{TOOL_PREFIX}{occurred_at}#{event_id}")
+}
+
+/// A transcript segment, unique per call by the runtime's segment id (the first one wins):
+/// `CALL#{call}` / `SEG#{segment}`.
+pub fn transcript_segment(id: &CallId, segment_id: &str) -> Key {
+    Key::new(call_partition(id), format!("{SEGMENT_PREFIX}{segment_id}"))
+}
+
+/// `lsi1` sort key of a segment: the transcript order, `started_at` then segment id.
+pub fn transcript_sort(started_at: &crate::time::Timestamp, segment_id: &str) -> String {
+    format!("{SEGMENT_PREFIX}{started_at}#{segment_id}")
+}
+
+/// `lsi2` sort key of a segment: when it was stored (a ULID), which transcript polls follow.
+pub fn arrival_sort(stamp: &ulid::Ulid) -> String {
+    format!("{SEGMENT_PREFIX}{stamp}")
+}
+
+/// `lsi2` sort key of the call item itself. It sorts after every [`arrival_sort`] key (`~`
+/// is above the ULID alphabet), so a transcript poll's one Query ends with the call and
+/// learns whether it is over without a second read.
+pub const CALL_ARRIVAL_SORT: &str = "SEG#~CALL";
+
+/// The latest error a runtime reported for one component: `RUNTIME#{rt}` / `ERR#{component}`
+/// (one item per component, overwritten, so a noisy runtime cannot grow anything).
+pub fn runtime_error(rt: &RuntimeId, component: &str) -> Key {
+    Key::new(
+        format!("RUNTIME#{rt}"),
+        format!("{RUNTIME_ERROR_PREFIX}{component}"),
+    )
+}
+
+/// Sort-key prefix of a runtime's error items.
+pub const RUNTIME_ERROR_PREFIX: &str = "ERR#";
+
+/// Partition of a runtime: the runtime, its commands, its latest errors.
+pub fn runtime_partition(rt: &RuntimeId) -> String {
+    format!("RUNTIME#{rt}")
 }

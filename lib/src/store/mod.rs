@@ -4,10 +4,12 @@
 
 mod access;
 mod agents;
+mod artifacts;
 mod audit;
 mod calls;
 pub mod cursor;
 mod establishments;
+mod ingest;
 pub mod keys;
 pub mod members;
 mod phones;
@@ -17,9 +19,11 @@ mod users;
 
 pub use access::Session;
 pub use agents::{Activation, ActivationError, AgentPatch, MAX_NUMBERS_PER_AGENT};
+pub use artifacts::{Arrivals, CallFilter};
 pub use calls::{CreateCallError, InboundContext, OutboundContext, StatusChange};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
+pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
 pub use phones::{Route, RoutingError};
 pub use runtimes::ProvisionError;
 
@@ -300,22 +304,29 @@ impl Store {
         limit: i32,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
-        let (pk_name, sk_name) = match q.index {
-            Some(_) => (keys::GSI1PK, keys::GSI1SK),
-            None => (keys::PK, keys::SK),
-        };
+        let (pk_name, sk_name) = q.index.map_or((keys::PK, keys::SK), Index::attributes);
         let mut req = self
             .client
             .query()
             .table_name(&self.table)
-            .set_index_name(q.index.map(str::to_owned))
+            .set_index_name(q.index.map(|i| i.name().to_owned()))
             .expression_attribute_names("#pk", pk_name)
             .expression_attribute_values(":pk", AttributeValue::S(q.pk.to_owned()))
             .limit(limit)
             .scan_index_forward(q.forward)
             .set_exclusive_start_key(start)
-            // Global secondary indexes cannot be read consistently.
-            .consistent_read(q.index.is_none());
+            // Global secondary indexes cannot be read consistently; the table and its local
+            // indexes can.
+            .consistent_read(q.index.is_none_or(Index::is_local));
+        if let Some(filter) = &q.filter {
+            req = req.filter_expression(&filter.expression);
+            for (name, attribute) in &filter.names {
+                req = req.expression_attribute_names(name, attribute);
+            }
+            for (name, value) in &filter.values {
+                req = req.expression_attribute_values(name, value.clone());
+            }
+        }
         req = match q.range {
             Some((from, to)) => req
                 .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
@@ -454,10 +465,57 @@ impl Store {
 #[derive(Debug)]
 pub(crate) struct ListQuery<'a> {
     name: String,
-    index: Option<&'static str>,
+    index: Option<Index>,
     pk: &'a str,
     range: Option<(&'a str, &'a str)>,
     forward: bool,
+    filter: Option<Filter>,
+}
+
+/// The table's secondary indexes (see `resources` and docs/data-model.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Index {
+    /// Global: listings by owner (`EST#{est}#AGENTS`, `…#CALLS`, `HOSTS`, …).
+    Gsi1,
+    /// Global, sparse: an establishment's active calls.
+    Gsi2,
+    /// Local: a partition's items in time order (timeline, transcript).
+    Lsi1,
+    /// Local: a partition's items in arrival order (transcript polls), and tool events.
+    Lsi2,
+}
+
+impl Index {
+    fn name(self) -> &'static str {
+        match self {
+            Index::Gsi1 => keys::GSI1,
+            Index::Gsi2 => "gsi2",
+            Index::Lsi1 => keys::LSI1,
+            Index::Lsi2 => keys::LSI2,
+        }
+    }
+
+    /// Partition and sort attributes.
+    fn attributes(self) -> (&'static str, &'static str) {
+        match self {
+            Index::Gsi1 => (keys::GSI1PK, keys::GSI1SK),
+            Index::Gsi2 => (keys::GSI2PK, keys::GSI2SK),
+            Index::Lsi1 => (keys::PK, keys::LSI1SK),
+            Index::Lsi2 => (keys::PK, keys::LSI2SK),
+        }
+    }
+
+    fn is_local(self) -> bool {
+        matches!(self, Index::Lsi1 | Index::Lsi2)
+    }
+}
+
+/// A filter applied after the key condition (DynamoDB reads, then drops what fails it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Filter {
+    pub expression: String,
+    pub names: HashMap<String, String>,
+    pub values: Item,
 }
 
 impl<'a> ListQuery<'a> {
@@ -469,18 +527,32 @@ impl<'a> ListQuery<'a> {
             pk,
             range: None,
             forward: true,
+            filter: None,
         }
     }
 
     /// A partition of `gsi1`, in index sort order.
     pub(crate) fn gsi1(pk: &'a str) -> Self {
+        Self::index(Index::Gsi1, pk)
+    }
+
+    /// A partition of `index`, in index sort order.
+    pub(crate) fn index(index: Index, pk: &'a str) -> Self {
         Self {
-            name: format!("g1:{pk}"),
-            index: Some(keys::GSI1),
+            name: format!("{}:{pk}", index.name()),
+            index: Some(index),
             pk,
             range: None,
             forward: true,
+            filter: None,
         }
+    }
+
+    /// Only items passing `filter`; `fingerprint` (the filter's values) binds cursors to it.
+    pub(crate) fn filtered(mut self, filter: Filter, fingerprint: &str) -> Self {
+        self.name = format!("{}:f({fingerprint})", self.name);
+        self.filter = Some(filter);
+        self
     }
 
     /// Only sort keys between `from` and `to` (inclusive).

@@ -2,7 +2,7 @@
 //! routers agree on every route; the resource definition the tests and `make dev` use agrees
 //! with the template; queues have working dead-letter redrive.
 
-use callplane::resources::{GSIS, QUEUES};
+use callplane::resources::{GSIS, LSIS, QUEUES};
 use callplane_tests::{Stack, router_table};
 use http::Method;
 
@@ -52,6 +52,19 @@ fn the_template_declares_the_table_and_queues_the_code_creates() {
         );
         assert!(
             template.contains(&format!("AttributeName: {sk}, KeyType: RANGE")),
+            "{sk}"
+        );
+    }
+    for (index, sk) in LSIS {
+        assert!(template.contains(&format!("IndexName: {index}")), "{index}");
+        assert!(
+            template.contains(&format!(
+                "- {{ AttributeName: pk, KeyType: HASH }}\n            - {{ AttributeName: {sk}, KeyType: RANGE }}"
+            )),
+            "{sk}"
+        );
+        assert!(
+            template.contains(&format!("AttributeName: {sk}, AttributeType: S")),
             "{sk}"
         );
     }
