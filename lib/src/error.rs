@@ -135,10 +135,12 @@ impl From<serde_dynamo::Error> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let (status, code) = self.code();
-        let details = match &self {
+impl Error {
+    /// The envelope's `error` object: `{"code","message","details"}`. Internal causes go to
+    /// the log here, never into the object.
+    pub fn envelope(&self) -> Value {
+        let (_, code) = self.code();
+        let details = match self {
             Error::Validation { details, .. } => details.clone(),
             Error::NotFoundField { field, .. } | Error::ConflictField { field, .. } => {
                 json!({ "field": field })
@@ -149,7 +151,7 @@ impl IntoResponse for Error {
             Error::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             _ => json!({}),
         };
-        if let Error::Internal(source) = &self {
+        if let Error::Internal(source) = self {
             let mut chain = source.to_string();
             let mut next = source.source();
             while let Some(cause) = next {
@@ -159,8 +161,14 @@ impl IntoResponse for Error {
             }
             tracing::error!(error = %chain, "internal error");
         }
-        let body =
-            json!({ "error": { "code": code, "message": self.to_string(), "details": details } });
+        json!({ "code": code, "message": self.to_string(), "details": details })
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, _) = self.code();
+        let body = json!({ "error": self.envelope() });
         (status, axum::Json(body)).into_response()
     }
 }

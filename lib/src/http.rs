@@ -91,27 +91,34 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::invalid("body", "a JSON body is required"));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            Error::invalid("body", format!("malformed JSON: {inner}"))
-        } else {
-            let field = if path == "." { "body".to_owned() } else { path };
-            // serde appends " at line L column C"; the field name says more.
-            let message = inner.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
-            Error::invalid(field, message)
-        }
-    })?;
-    de.end()
+    // Syntax first, then shape: deserialising straight from bytes reports a wrong type where
+    // an enum is expected as a syntax error ("expected value"), which names no field.
+    let document: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::invalid("body", format!("malformed JSON: {e}")))?;
-    Ok(value)
+    from_value(document)
+}
+
+/// Deserialises a parsed JSON document, naming the failing field path in the error.
+pub fn from_value<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, Error> {
+    serde_path_to_error::deserialize(document).map_err(|err| {
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
+        Error::invalid(missing_field_path(&path, &message), message)
+    })
+}
+
+/// The dotted path of the field a serde error is about. A missing field is reported at the
+/// object that lacks it; the path then names the field itself (`event.idempotency_key`).
+pub fn missing_field_path(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(field)) => field.to_owned(),
+        (_, Some(field)) => format!("{path}.{field}"),
+        (".", None) => "body".to_owned(),
+        (_, None) => path.to_owned(),
+    }
 }
 
 /// Path parameters; ids of the wrong shape are `404` (no such resource), never a 400 that
@@ -207,16 +214,16 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// A runtime host agent's bearer token, not yet checked: the service compares it with the
-/// host's stored hash.
+/// A machine's bearer token, not yet checked: a host agent's (compared with the host's stored
+/// hash) or a runtime's ingest token (checked against the envelope's runtime).
 #[derive(Debug)]
-pub struct HostToken(pub String);
+pub struct BearerToken(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for HostToken {
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
-        bearer(parts).map(|t| HostToken(t.to_owned()))
+        bearer(parts).map(|t| BearerToken(t.to_owned()))
     }
 }
 

@@ -48,7 +48,7 @@ async fn malformed_bodies_are_400_naming_the_field_and_store_nothing() {
         ),
         (
             json!({ "timezone": "UTC", "locale": "en" }),
-            "body",
+            "name",
             "missing field `name`",
         ),
         (json!([1, 2]), "body", "must be a JSON object"),
