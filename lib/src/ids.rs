@@ -14,7 +14,7 @@ pub struct IdError {
 
 /// A ULID greater than every one this process made before, even within one millisecond, so
 /// ids made one after another (audit entries, versions) sort in the order they were made.
-fn next_ulid() -> ulid::Ulid {
+pub fn next_ulid() -> ulid::Ulid {
     static GENERATOR: std::sync::Mutex<ulid::Generator> =
         std::sync::Mutex::new(ulid::Generator::new());
     let mut generator = GENERATOR

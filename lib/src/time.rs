@@ -15,6 +15,11 @@ impl Timestamp {
         Self(DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
     }
 
+    /// Milliseconds since the Unix epoch, now (for stamps finer than a [`Timestamp`]).
+    pub fn now_millis() -> i64 {
+        Utc::now().timestamp_millis()
+    }
+
     /// From seconds since the Unix epoch.
     pub fn from_unix(secs: i64) -> Option<Self> {
         DateTime::from_timestamp(secs, 0).map(Self)
@@ -23,6 +28,11 @@ impl Timestamp {
     /// Seconds since the Unix epoch (the form DynamoDB TTL wants).
     pub fn unix(&self) -> i64 {
         self.0.timestamp()
+    }
+
+    /// Milliseconds since the Unix epoch (what was parsed, before display truncates it).
+    pub fn unix_millis(&self) -> i64 {
+        self.0.timestamp_millis()
     }
 
     /// This time plus a number of seconds.

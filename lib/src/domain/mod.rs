@@ -5,6 +5,7 @@ mod agent;
 mod call;
 mod email;
 mod establishment;
+pub mod event;
 mod phone;
 mod role;
 mod runtime;

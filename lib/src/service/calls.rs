@@ -7,15 +7,18 @@ use super::runtimes::takes_calls;
 use super::webhooks::stream_url;
 use crate::app::App;
 use crate::auth::Principal;
+use crate::domain::event::Party;
 use crate::domain::{
     AgentStatus, AnsweredBy, CallStatus, Direction, Disposition, E164, NumberProvider, Role,
 };
 use crate::error::{Error, Result};
+use crate::http::ListParams;
 use crate::ids::{AgentId, AgentVersionId, CallId, EstablishmentId, RuntimeId};
 use crate::store::records::{
-    AgentRecord, CallRecord, HandoffRecord, OutboundRequestRecord, RecordingRef, StoredError,
+    AgentRecord, CallRecord, HandoffRecord, NewCall, OutboundRequestRecord, RecordingRef,
+    StoredError,
 };
-use crate::store::{CreateCallError, OutboundContext};
+use crate::store::{CallFilter, CreateCallError, OutboundContext, Page};
 use crate::telephony::{OutboundCall, StreamTarget};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -84,6 +87,8 @@ pub struct CallView {
     pub answered_by: Option<AnsweredBy>,
     pub recording: Option<RecordingView>,
     pub handoff: Option<HandoffRecord>,
+    /// Who hung up, as the runtime reported it.
+    pub hangup_by: Option<Party>,
     pub lead_id: Option<String>,
     pub metadata: Option<serde_json::Value>,
     /// Computed after the call (PRD §10); `null` until then.
@@ -140,6 +145,7 @@ impl CallView {
             answered_by: c.answered_by,
             recording: c.recording.map(RecordingView::from),
             handoff: c.handoff,
+            hangup_by: c.hangup_by,
             lead_id: c.lead_id,
             metadata: c.metadata,
             sentiment: None,
@@ -191,36 +197,23 @@ pub async fn outbound(
     let plan = plan(app, &req, &context).await?;
     let now = Timestamp::now();
     let call = CallRecord {
-        id: CallId::new(),
-        establishment_id: est.clone(),
-        agent_id: plan.agent.id.clone(),
         agent_version_id: plan.agent.active_version_id.clone(),
         runtime_id: Some(plan.runtime_id.clone()),
-        provider: NumberProvider::Twilio,
-        provider_call_sid: None,
-        direction: Direction::Outbound,
-        from_e164: plan.from.to_string(),
-        to_e164: req.to_e164.to_string(),
-        status: CallStatus::Queued,
-        status_rank: CallStatus::Queued.rank(),
-        disposition: Disposition::Outbound,
-        created_at: now,
-        started_at: None,
-        ended_at: None,
-        duration_seconds: None,
-        end_reason: None,
-        answered_by: None,
-        machine_detection_ms: None,
-        recording: None,
-        handoff: None,
         lead_id: req.lead_id.clone(),
         metadata: req.metadata.clone(),
         requested_by: Some(user.id.clone()),
-        updated_at: now,
-        gsi1pk: None,
-        gsi1sk: None,
-        gsi2pk: None,
-        gsi2sk: None,
+        ..CallRecord::new(NewCall {
+            id: CallId::new(),
+            establishment_id: est.clone(),
+            agent_id: plan.agent.id.clone(),
+            provider: NumberProvider::Twilio,
+            direction: Direction::Outbound,
+            from_e164: plan.from.to_string(),
+            to_e164: req.to_e164.to_string(),
+            status: CallStatus::Queued,
+            disposition: Disposition::Outbound,
+            at: now,
+        })
     };
     let record = OutboundRequestRecord {
         call_id: call.id.clone(),
@@ -459,6 +452,87 @@ async fn replay(app: &App, earlier: &OutboundRequestRecord, hash: &str) -> Resul
     })
 }
 
+/// `GET /calls/active` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveParams {
+    pub establishment_id: EstablishmentId,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /calls/active` (viewers and up, Appendix A.5): the establishment's calls that have not
+/// ended, newest first.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %params.establishment_id))]
+pub async fn active(
+    app: &App,
+    principal: &Principal,
+    params: ActiveParams,
+) -> Result<Page<CallView>> {
+    let list = ListParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = list.limit()?;
+    let est = &params.establishment_id;
+    require_member(app, principal, est, Role::Viewer, "establishment").await?;
+    let now = Timestamp::now();
+    Ok(app
+        .store
+        .active_calls(est, limit, list.cursor.as_deref())
+        .await?
+        .map(|c| CallView::of(c, now)))
+}
+
+/// `GET /calls` query (PRD §7.5): `from`/`to` bound when calls were created (RFC 3339,
+/// inclusive).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryParams {
+    pub establishment_id: EstablishmentId,
+    pub status: Option<CallStatus>,
+    pub direction: Option<Direction>,
+    pub agent_id: Option<AgentId>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /calls` (viewers and up): the establishment's calls, newest first, filtered.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %params.establishment_id))]
+pub async fn history(
+    app: &App,
+    principal: &Principal,
+    params: HistoryParams,
+) -> Result<Page<CallView>> {
+    let list = ListParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    };
+    let limit = list.limit()?;
+    if let (Some(from), Some(to)) = (params.from, params.to)
+        && from > to
+    {
+        return Err(Error::invalid("from", "must not be after `to`"));
+    }
+    let est = &params.establishment_id;
+    require_member(app, principal, est, Role::Viewer, "establishment").await?;
+    let filter = CallFilter {
+        status: params.status,
+        direction: params.direction,
+        agent_id: params.agent_id,
+        from: params.from,
+        to: params.to,
+    };
+    let now = Timestamp::now();
+    Ok(app
+        .store
+        .call_history(est, &filter, limit, list.cursor.as_deref())
+        .await?
+        .map(|c| CallView::of(c, now)))
+}
+
 /// `GET /calls/{id}` (viewers and up).
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, call_id = %id))]
 pub async fn get(app: &App, principal: &Principal, id: &CallId) -> Result<CallView> {
@@ -468,7 +542,7 @@ pub async fn get(app: &App, principal: &Principal, id: &CallId) -> Result<CallVi
 
 /// The call and the caller's account, if the caller has `role` in the call's establishment;
 /// 404 for calls of other establishments.
-async fn member_call(
+pub(crate) async fn member_call(
     app: &App,
     principal: &Principal,
     id: &CallId,

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::ids::CallId;
 use crate::store::records::{
     CallRecord, CallSidRecord, EstablishmentRecord, EstablishmentRuntimeRecord, HandoffRecord,
-    RecordingRef,
+    NewCall, RecordingRef,
 };
 use crate::store::{CreateCallError, Route, StatusChange};
 use crate::telephony::twilio::twiml::{Verb, render};
@@ -113,47 +113,36 @@ async fn route_incoming(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
         _ => None,
     });
     let call = CallRecord {
-        id: call_id.clone(),
-        establishment_id: route.establishment_id.clone(),
-        agent_id: route.agent_id.clone(),
         agent_version_id: route.active_version_id.clone(),
         runtime_id: (decision.disposition == Disposition::Runtime)
             .then(|| context.runtime.as_ref().map(|r| r.runtime_id.clone()))
             .flatten(),
-        provider: NumberProvider::Twilio,
         provider_call_sid: Some(sid.to_owned()),
-        direction: Direction::Inbound,
-        from_e164: from_raw.to_owned(),
-        to_e164: to.to_string(),
-        status: decision.status,
-        status_rank: decision.status.rank(),
-        disposition: decision.disposition,
-        created_at: now,
         started_at: (decision.status != CallStatus::Rejected).then_some(now),
         ended_at: decision.status.is_final().then_some(now),
-        duration_seconds: None,
         end_reason: decision
             .status
             .is_final()
             .then(|| decision.reason.clone())
             .flatten(),
-        answered_by: None,
-        machine_detection_ms: None,
-        recording: None,
         handoff: handoff.map(|e164| HandoffRecord {
             e164,
             reason: decision.reason.clone().unwrap_or_default(),
             requested_by: None,
             at: now,
         }),
-        lead_id: None,
-        metadata: None,
-        requested_by: None,
-        updated_at: now,
-        gsi1pk: None,
-        gsi1sk: None,
-        gsi2pk: None,
-        gsi2sk: None,
+        ..CallRecord::new(NewCall {
+            id: call_id.clone(),
+            establishment_id: route.establishment_id.clone(),
+            agent_id: route.agent_id.clone(),
+            provider: NumberProvider::Twilio,
+            direction: Direction::Inbound,
+            from_e164: from_raw.to_owned(),
+            to_e164: to.to_string(),
+            status: decision.status,
+            disposition: decision.disposition,
+            at: now,
+        })
     };
     let guard = CallSidRecord {
         call_id: call_id.clone(),

@@ -18,6 +18,21 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use std::collections::HashMap;
 
+/// `call` with its index attributes: history (`gsi1`), active until final (`gsi2`), and the
+/// end of its transcript's arrival order (`lsi2`).
+pub(crate) fn indexed(call: &CallRecord) -> CallRecord {
+    let mut record = call.clone();
+    let sort = keys::call_sort(&call.created_at, &call.id);
+    record.gsi1pk = Some(keys::calls_index(&call.establishment_id));
+    record.gsi1sk = Some(sort.clone());
+    if !call.status.is_final() {
+        record.gsi2pk = Some(keys::active_calls_index(&call.establishment_id));
+        record.gsi2sk = Some(sort);
+    }
+    record.lsi2sk = Some(keys::CALL_ARRIVAL_SORT.to_owned());
+    record
+}
+
 /// What routing an inbound call needs beyond its number, read in one BatchGetItem.
 #[derive(Debug)]
 pub struct InboundContext {
@@ -113,15 +128,7 @@ impl Store {
         guard: Option<&CallSidRecord>,
         request: Option<(&str, &OutboundRequestRecord)>,
     ) -> Result<(), CreateCallError> {
-        let mut record = call.clone();
-        let sort = keys::call_sort(&call.created_at, &call.id);
-        record.gsi1pk = Some(keys::calls_index(&call.establishment_id));
-        record.gsi1sk = Some(sort.clone());
-        if !call.status.is_final() {
-            record.gsi2pk = Some(keys::active_calls_index(&call.establishment_id));
-            record.gsi2sk = Some(sort);
-        }
-        let mut items = vec![self.create(&keys::call(&call.id), &record)?];
+        let mut items = vec![self.create(&keys::call(&call.id), &indexed(call))?];
         if let (Some(guard), Some(sid)) = (guard, &call.provider_call_sid) {
             items.push(self.create(&keys::call_sid(call.provider, sid), guard)?);
         }
@@ -192,6 +199,7 @@ impl Store {
             sets.push("started_at = :now");
         }
         if change.status.is_final() {
+            sets.push("final_status = :status");
             sets.push("ended_at = :now");
             sets.push("duration_seconds = :duration");
             sets.push("end_reason = :reason");
@@ -352,8 +360,8 @@ impl Store {
         let status = CallStatus::Failed;
         let mut items = vec![self.update(
             &keys::call(&call.id),
-            "SET #status = :status, status_rank = :rank, end_reason = :reason, \
-             ended_at = :now, updated_at = :now REMOVE gsi2pk, gsi2sk",
+            "SET #status = :status, status_rank = :rank, final_status = :status, \
+             end_reason = :reason, ended_at = :now, updated_at = :now REMOVE gsi2pk, gsi2sk",
             None,
             HashMap::from([("#status".to_owned(), "status".to_owned())]),
             HashMap::from([

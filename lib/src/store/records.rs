@@ -1,5 +1,6 @@
 //! The shapes of stored items (without their keys, which `keys` builds).
 
+use crate::domain::event::{Component, Party};
 use crate::domain::{
     AgentStatus, AnsweredBy, Brain, CallStatus, DesiredState, Direction, DisplayName, Disposition,
     E164, Email, ImageRef, Locale, Name, NumberProvider, Role, RuntimeAction, RuntimeEnv,
@@ -343,6 +344,17 @@ pub struct CallRecord {
     pub metadata: Option<serde_json::Value>,
     /// Who placed it (outbound).
     pub requested_by: Option<UserId>,
+    /// Who hung up, as the runtime reported it (`call_ended`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hangup_by: Option<Party>,
+    /// The final status, set once by whoever ended the call first (a provider callback or the
+    /// runtime's `call_ended`); later reports keep it (`if_not_exists`, hence never stored
+    /// as a null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_status: Option<CallStatus>,
+    /// The recording the runtime reported (`recording_available`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_file: Option<RecordingFile>,
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -352,6 +364,139 @@ pub struct CallRecord {
     pub gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi2sk: Option<String>,
+    /// `keys::CALL_ARRIVAL_SORT`: puts the call at the end of its transcript's arrival order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsi2sk: Option<String>,
+}
+
+/// What every new call has; the rest starts empty ([`CallRecord::new`]).
+#[derive(Clone, Debug)]
+pub struct NewCall {
+    pub id: CallId,
+    pub establishment_id: EstablishmentId,
+    pub agent_id: AgentId,
+    pub provider: NumberProvider,
+    pub direction: Direction,
+    pub from_e164: String,
+    pub to_e164: String,
+    pub status: CallStatus,
+    pub disposition: Disposition,
+    pub at: Timestamp,
+}
+
+impl CallRecord {
+    /// A call as it begins: nothing answered, ended, recorded or indexed yet.
+    pub fn new(c: NewCall) -> Self {
+        Self {
+            id: c.id,
+            establishment_id: c.establishment_id,
+            agent_id: c.agent_id,
+            agent_version_id: None,
+            runtime_id: None,
+            provider: c.provider,
+            provider_call_sid: None,
+            direction: c.direction,
+            from_e164: c.from_e164,
+            to_e164: c.to_e164,
+            status: c.status,
+            status_rank: c.status.rank(),
+            disposition: c.disposition,
+            created_at: c.at,
+            started_at: None,
+            ended_at: None,
+            duration_seconds: None,
+            end_reason: None,
+            answered_by: None,
+            machine_detection_ms: None,
+            recording: None,
+            handoff: None,
+            lead_id: None,
+            metadata: None,
+            requested_by: None,
+            hangup_by: None,
+            final_status: c.status.is_final().then_some(c.status),
+            recording_file: None,
+            updated_at: c.at,
+            gsi1pk: None,
+            gsi1sk: None,
+            gsi2pk: None,
+            gsi2sk: None,
+            lsi2sk: None,
+        }
+    }
+}
+
+/// A recording a runtime reported. One in our bucket (`s3://{bucket}/recordings/{est}/…`) is
+/// served through presigned URLs; any other URL is a reference until the post-call worker
+/// copies the object in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordingFile {
+    /// The URL as reported.
+    pub url: String,
+    /// The object key when the recording is in our bucket.
+    pub bucket_key: Option<String>,
+    pub storage_provider: String,
+    pub content_type: String,
+    pub duration_seconds: Option<u32>,
+    pub reported_at: Timestamp,
+}
+
+/// `CALL#{call}` / `EVT#{idempotency key}`: one runtime event on the call's timeline (also the
+/// event's idempotency guard).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub call_id: CallId,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred_at: Timestamp,
+    /// `occurred_at` to the millisecond (tool durations are often under a second).
+    pub occurred_ms: i64,
+    pub received_at: Timestamp,
+    pub idempotency_key: String,
+    pub runtime_id: RuntimeId,
+    pub payload: serde_json::Value,
+    /// Why the event did not apply in full (a segment id already used, with the first kept).
+    pub note: Option<String>,
+    /// Tool events: the tool, the runtime's pairing id and the error, for the tool log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_error: Option<String>,
+    /// `keys::timeline_sort`.
+    pub lsi1sk: String,
+    /// `keys::tool_sort` for tool events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsi2sk: Option<String>,
+}
+
+/// `CALL#{call}` / `SEG#{segment}`: a transcript segment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub segment_id: String,
+    pub speaker: Party,
+    pub text: String,
+    pub started_at: Timestamp,
+    pub ended_at: Timestamp,
+    pub confidence: Option<f64>,
+    /// The event that carried it.
+    pub event_id: String,
+    /// `keys::transcript_sort` (time order).
+    pub lsi1sk: String,
+    /// `keys::arrival_sort` (arrival order, for polls).
+    pub lsi2sk: String,
+}
+
+/// `RUNTIME#{rt}` / `ERR#{component}`: the latest error a runtime reported for a component.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RuntimeErrorRecord {
+    pub component: Component,
+    pub message: String,
+    pub fatal: bool,
+    pub occurred_at: Timestamp,
+    pub call_id: CallId,
 }
 
 /// A call's recording as the provider reported it (the object is copied to S3 later).
