@@ -7,6 +7,7 @@ use crate::config::{Config, ConfigError, MailTransport};
 use crate::domain::NumberProvider;
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
+use crate::queues::Queue;
 use crate::store::Store;
 use crate::telephony::TelephonyPort;
 use crate::telephony::twilio::{RetryPolicy, TwilioClient};
@@ -25,6 +26,8 @@ pub struct App {
     pub sqs: aws_sdk_sqs::Client,
     /// Voice providers, when the telephony settings are present.
     pub telephony: Option<Telephony>,
+    /// The post-call job queue (`SUMMARY_QUEUE_URL`), when configured.
+    pub summary_jobs: Option<Queue>,
 }
 
 /// The telephony settings and the provider adapters built from them.
@@ -77,6 +80,13 @@ impl App {
             .ok_or_else(|| Error::internal("telephony is not configured (TWILIO_ACCOUNT_SID)"))
     }
 
+    /// The post-call job queue; the ingest function checks the setting at start-up.
+    pub fn summary_jobs(&self) -> Result<&Queue> {
+        self.summary_jobs.as_ref().ok_or_else(|| {
+            Error::internal("the summary queue is not configured (SUMMARY_QUEUE_URL)")
+        })
+    }
+
     /// State over the given SDK configuration.
     pub fn new(config: Config, sdk: &SdkConfig) -> Self {
         Self::with_dynamo(config, sdk, aws_sdk_dynamodb::Client::new(sdk))
@@ -110,6 +120,7 @@ impl App {
                 },
             )) as Arc<dyn TelephonyPort>,
         });
+        let sqs = aws_sdk_sqs::Client::new(sdk);
         Self {
             telephony,
             store: Store::new(dynamo, &config.table_name, &config.jwt_secret),
@@ -120,7 +131,11 @@ impl App {
             ),
             blobs,
             mailer,
-            sqs: aws_sdk_sqs::Client::new(sdk),
+            summary_jobs: config
+                .summary_queue_url
+                .as_ref()
+                .map(|url| Queue::new(sqs.clone(), url.clone())),
+            sqs,
             config,
         }
     }

@@ -56,6 +56,22 @@ impl Blobs {
         }
     }
 
+    /// A URL that lets its holder GET `key` until `ttl` has passed (SigV4 query signing; no
+    /// request is made).
+    pub async fn presigned_get(&self, key: &str, ttl: std::time::Duration) -> Result<String> {
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(Error::internal)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(Error::internal)?;
+        Ok(request.uri().to_owned())
+    }
+
     /// Keys under `prefix`, in key order (first 1000).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let out = self

@@ -37,6 +37,9 @@ pub struct Config {
     /// Voice-provider settings; only the functions that place or receive calls need them
     /// (see [`Config::telephony`]).
     pub telephony: Option<TelephonyConfig>,
+    /// The post-call job queue (`SUMMARY_QUEUE_URL`); the ingest function needs it (see
+    /// [`Config::summary_queue`]).
+    pub summary_queue_url: Option<String>,
 }
 
 /// What the calls and webhook functions need to talk to Twilio and to be called by it.
@@ -92,6 +95,7 @@ impl fmt::Debug for Config {
             .field("app_url", &self.app_url)
             .field("ingest_url", &self.ingest_url)
             .field("telephony", &self.telephony)
+            .field("summary_queue_url", &self.summary_queue_url)
             .finish()
     }
 }
@@ -113,6 +117,15 @@ impl Config {
             problem: "is not set (with TWILIO_AUTH_TOKEN and CALLPLANE_PUBLIC_URL, needed to \
                       place and receive calls)"
                 .into(),
+        })
+    }
+
+    /// The post-call job queue, or the error naming it (the ingest function calls this at
+    /// start-up to fail fast).
+    pub fn summary_queue(&self) -> Result<&str, ConfigError> {
+        self.summary_queue_url.as_deref().ok_or(ConfigError {
+            var: "SUMMARY_QUEUE_URL",
+            problem: "is not set (the queue ended calls' post-call jobs go to)".into(),
         })
     }
 
@@ -177,8 +190,18 @@ impl Config {
             });
         }
         let telephony = telephony(&get)?;
+        let summary_queue_url = get("SUMMARY_QUEUE_URL").filter(|v| !v.trim().is_empty());
+        if let Some(url) = &summary_queue_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "SUMMARY_QUEUE_URL",
+                problem: "must be an SQS queue URL".into(),
+            });
+        }
         Ok(Self {
             telephony,
+            summary_queue_url,
             ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,

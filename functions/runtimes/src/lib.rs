@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use callplane::auth::Principal;
 use callplane::domain::RuntimeAction;
 use callplane::hostapi::{CommandResult, HealthReport, RuntimeSpec, RuntimeSpecs};
-use callplane::http::{ApiJson, HostToken, Path, finish};
+use callplane::http::{ApiJson, BearerToken, Path, finish};
 use callplane::ids::{CommandId, EstablishmentId, RuntimeId};
 use callplane::service::runtimes::{
     self as rt, CommandAccepted, CommandView, ProvisionView, RuntimeView, StatusView,
@@ -135,7 +135,7 @@ async fn command(
 
 async fn host_specs(
     State(app): State<AppState>,
-    HostToken(token): HostToken,
+    BearerToken(token): BearerToken,
     Path(host): Path<String>,
 ) -> Result<Json<RuntimeSpecs>> {
     rt::host_specs(&app, &host, &token).await.map(Json)
@@ -143,7 +143,7 @@ async fn host_specs(
 
 async fn host_spec(
     State(app): State<AppState>,
-    HostToken(token): HostToken,
+    BearerToken(token): BearerToken,
     Path((host, id)): Path<(String, RuntimeId)>,
 ) -> Result<Json<RuntimeSpec>> {
     rt::host_spec(&app, &host, &token, &id).await.map(Json)
@@ -151,7 +151,7 @@ async fn host_spec(
 
 async fn host_result(
     State(app): State<AppState>,
-    HostToken(token): HostToken,
+    BearerToken(token): BearerToken,
     Path((host, cmd)): Path<(String, CommandId)>,
     ApiJson(result): ApiJson<CommandResult>,
 ) -> Result<StatusCode> {
@@ -162,7 +162,7 @@ async fn host_result(
 
 async fn host_health(
     State(app): State<AppState>,
-    HostToken(token): HostToken,
+    BearerToken(token): BearerToken,
     Path(host): Path<String>,
     ApiJson(report): ApiJson<HealthReport>,
 ) -> Result<StatusCode> {

@@ -2,11 +2,13 @@
 //! typed input, checks access, and returns the response body. Handlers call exactly one of these.
 
 pub mod agents;
+pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod do_not_call;
 pub mod establishments;
+pub mod ingest;
 pub mod members;
 pub mod phone_numbers;
 pub mod runtimes;

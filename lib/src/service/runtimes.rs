@@ -13,7 +13,9 @@ use crate::hostapi::{
 use crate::ids::{CommandId, EstablishmentId, RuntimeId};
 use crate::queues::Queue;
 use crate::store::ProvisionError;
-use crate::store::records::{CommandRecord, CommandStatus, HostRecord, RuntimeRecord, UserRecord};
+use crate::store::records::{
+    CommandRecord, CommandStatus, HostRecord, RuntimeErrorRecord, RuntimeRecord, UserRecord,
+};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,7 +27,7 @@ pub const HEALTH_STALE_SECS: i64 = 30;
 const PORT_ATTEMPTS: usize = 5;
 
 /// Purpose string of derived ingest tokens.
-const INGEST_TOKEN_PURPOSE: &str = "callplane runtime ingest token v1";
+pub(crate) const INGEST_TOKEN_PURPOSE: &str = "callplane runtime ingest token v1";
 
 /// `POST /establishments/{id}/runtime` body (Appendix A.4).
 #[derive(Debug, Deserialize)]
@@ -109,7 +111,13 @@ pub struct StatusView {
     pub reachable: bool,
     pub container_state: Option<String>,
     pub last_error: Option<String>,
+    /// The latest error the runtime reported per component (`runtime_error` events); those
+    /// of the last [`RECENT_ERROR_SECS`] are also among `ready_issues`.
+    pub recent_errors: Vec<RuntimeErrorRecord>,
 }
+
+/// How long a reported runtime error counts as a current issue.
+pub const RECENT_ERROR_SECS: i64 = 15 * 60;
 
 /// `GET /runtimes/{id}/commands/{commandId}`.
 #[derive(Debug, Serialize)]
@@ -371,7 +379,25 @@ pub async fn act(
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, runtime_id = %id))]
 pub async fn status(app: &App, principal: &Principal, id: &RuntimeId) -> Result<StatusView> {
     let (_, runtime) = runtime_access(app, principal, id, Role::Viewer).await?;
-    Ok(status_view(runtime, Timestamp::now()))
+    let now = Timestamp::now();
+    let mut view = status_view(runtime, now);
+    let mut errors = app.store.runtime_errors(id).await?;
+    errors.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
+    for e in errors
+        .iter()
+        .filter(|e| now.unix() - e.occurred_at.unix() <= RECENT_ERROR_SECS)
+    {
+        let age = (now.unix() - e.occurred_at.unix()).max(0);
+        let fatal = if e.fatal { "fatal " } else { "" };
+        view.ready_issues.push(format!(
+            "{} {fatal}error {age} s ago (call {}): {}",
+            e.component.as_str(),
+            e.call_id,
+            e.message
+        ));
+    }
+    view.recent_errors = errors;
+    Ok(view)
 }
 
 /// Whether a runtime in `status` whose host last reported `health` takes a new call at `now`;
@@ -436,6 +462,7 @@ pub fn status_view(r: RuntimeRecord, now: Timestamp) -> StatusView {
             reachable: false,
             container_state: None,
             last_error: r.last_error,
+            recent_errors: Vec::new(),
         };
     };
     let mut issues = health.issues.clone();
@@ -463,6 +490,7 @@ pub fn status_view(r: RuntimeRecord, now: Timestamp) -> StatusView {
         reachable: health.reachable,
         container_state: Some(health.container_state),
         last_error: r.last_error,
+        recent_errors: Vec::new(),
     }
 }
 

@@ -41,6 +41,23 @@ impl Store {
         self.create(&keys::audit(&entry.establishment_id, &entry.id), entry)
     }
 
+    /// Records an access that changes nothing else (reading a recording): the entry alone.
+    pub async fn record_access(&self, entry: &AuditRecord) -> Result<()> {
+        let written = self
+            .put_if(
+                &keys::audit(&entry.establishment_id, &entry.id),
+                entry,
+                "attribute_not_exists(pk)",
+                Default::default(),
+            )
+            .await?;
+        if written {
+            Ok(())
+        } else {
+            Err(crate::error::Error::internal("audit id collision"))
+        }
+    }
+
     /// An establishment's audit log, newest first.
     pub async fn audit_log(
         &self,
