@@ -6,6 +6,11 @@
 //! `/media-stream` accepts Twilio's bidirectional media-stream WebSocket (`connected`, `start`
 //! with `customParameters`, `media`, `stop`) and counts the calls; `GET /sim/calls` lists what
 //! each call's `start` carried, so a test can see a call arrive at the right runtime.
+//!
+//! [`simulate`] drives whole calls against the control plane's ingest endpoint
+//! (`runtime-sim simulate-call`), once or as a load generator.
+
+pub mod simulate;
 
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
