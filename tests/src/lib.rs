@@ -186,6 +186,7 @@ impl Stack {
         let (table, bucket) = (names.table.clone(), names.bucket.clone());
         let twilio = twilio::FakeTwilio::start().await;
         let twilio_base = twilio.base_url.clone();
+        let summary_queue = provisioned.queue_urls["summary-jobs"].clone();
         let config = Config::from_lookup(move |k| match k {
             "TABLE_NAME" => Some(table.clone()),
             "BUCKET_NAME" => Some(bucket.clone()),
@@ -198,6 +199,7 @@ impl Stack {
             "CALLPLANE_PUBLIC_URL" => Some(PUBLIC_URL.into()),
             "WHATSAPP_VERIFY_TOKEN" => Some("wa-verify-token".into()),
             "WHATSAPP_APP_SECRET" => Some("TEST_APP_SECRET".into()),
+            "SUMMARY_QUEUE_URL" => Some(summary_queue.clone()),
             _ => None,
         })
         .expect("test config");
@@ -218,6 +220,7 @@ impl Stack {
                     "runtimes" => runtimes::router(app.clone()),
                     "calls" => calls::router(app.clone()),
                     "twilio-webhooks" => twilio_webhooks::router(app.clone()),
+                    "ingest" => ingest::router(app.clone()),
                     other => panic!("the test harness does not know function {other}"),
                 };
                 (path, router)
@@ -500,15 +503,14 @@ impl Stack {
     /// Serves the `runtimes` function over real HTTP on a free 127.0.0.1 port (for a host
     /// agent process); returns its base URL. Served until the test's runtime ends.
     pub async fn serve_runtimes(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = runtimes::router(self.app.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
-        });
-        format!("http://{addr}")
+        serve(runtimes::router(self.app.clone())).await
+    }
+
+    /// Serves the `ingest` function over real HTTP (for `runtime-sim simulate-call`); returns
+    /// the URL of `POST /ingest/call-events`.
+    pub async fn serve_ingest(&self) -> String {
+        let base = serve(ingest::router(self.app.clone())).await;
+        format!("{base}/ingest/call-events")
     }
 
     /// Registers runtime host `host_id` on this stack's command queue with the ports
@@ -526,6 +528,19 @@ impl Stack {
     }
 }
 
+/// Serves `router` over real HTTP on a free 127.0.0.1 port until the test's runtime ends;
+/// returns its base URL.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("serve");
+    });
+    format!("http://{addr}")
+}
+
 /// A valid version body (Appendix A.3) with `prompt`.
 pub fn brain(prompt: &str) -> Value {
     json!({
@@ -537,4 +552,32 @@ pub fn brain(prompt: &str) -> Value {
             "whatsapp_messaging": { "enabled": false }
         }
     })
+}
+
+/// GETs an `http://` URL (a presigned S3 URL of the emulator) with a bare HTTP/1.1 request;
+/// returns the status code and the body.
+pub async fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = raw[split + 4..].to_vec();
+    // Chunked bodies are not de-chunked: callers compare small bodies with `contains`.
+    (status, body)
 }

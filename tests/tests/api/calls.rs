@@ -18,7 +18,7 @@ const OTHER_NUMBER: &str = "+14155552674";
 const HOST: &str = "host-a";
 
 /// An establishment with a published agent routed from `number`; returns (admin, est, agent).
-async fn routed(stack: &Stack, number: &str) -> (String, String, String) {
+pub(crate) async fn routed(stack: &Stack, number: &str) -> (String, String, String) {
     let admin = stack.admin().await;
     let est = stack.establishment(&admin, "Helios").await;
     let agent = stack.agent(&admin, &est, "Concierge").await;
@@ -28,8 +28,13 @@ async fn routed(stack: &Stack, number: &str) -> (String, String, String) {
 }
 
 /// Provisions and starts `est`'s runtime on `HOST` port `port` and reports it ready (as the
-/// host agent would); returns (runtime id, host token).
-async fn running_runtime(stack: &Stack, admin: &str, est: &str, port: u16) -> (String, String) {
+/// host agent would); returns (runtime id, host token, ingest token).
+pub(crate) async fn running_runtime(
+    stack: &Stack,
+    admin: &str,
+    est: &str,
+    port: u16,
+) -> (String, String, String) {
     let host = format!("{HOST}-{port}");
     let token = stack.host(&host, (port, port)).await;
     let provisioned = stack
@@ -41,6 +46,7 @@ async fn running_runtime(stack: &Stack, admin: &str, est: &str, port: u16) -> (S
         .await;
     let body = provisioned.expect(201);
     let runtime = body["id"].as_str().unwrap().to_owned();
+    let ingest_token = body["ingest_token"].as_str().unwrap().to_owned();
     host_result(
         stack,
         &host,
@@ -58,7 +64,7 @@ async fn running_runtime(stack: &Stack, admin: &str, est: &str, port: u16) -> (S
         .to_owned();
     host_result(stack, &host, &token, &runtime, &command).await;
     health(stack, &host, &token, &runtime, est, true, false).await;
-    (runtime, token)
+    (runtime, token, ingest_token)
 }
 
 async fn host_result(stack: &Stack, host: &str, token: &str, runtime: &str, command: &str) {
@@ -105,7 +111,7 @@ async fn health(
 }
 
 /// Twilio's incoming-call webhook for `sid` from `from` to `to`.
-async fn incoming(stack: &Stack, sid: &str, from: &str, to: &str) -> String {
+pub(crate) async fn incoming(stack: &Stack, sid: &str, from: &str, to: &str) -> String {
     let reply = stack
         .twilio_hook(
             "/webhooks/twilio/incoming-call",
@@ -126,7 +132,7 @@ async fn incoming(stack: &Stack, sid: &str, from: &str, to: &str) -> String {
 }
 
 /// The value of `<Parameter name="{name}" value="…"/>` in a TwiML document.
-fn parameter(twiml: &str, name: &str) -> Option<String> {
+pub(crate) fn parameter(twiml: &str, name: &str) -> Option<String> {
     let marker = format!("<Parameter name=\"{name}\" value=\"");
     let start = twiml.find(&marker)? + marker.len();
     let end = twiml[start..].find('"')? + start;
@@ -168,7 +174,7 @@ async fn status_callback(
 }
 
 /// Serves a runtime-sim on a free port; returns the port.
-async fn runtime_sim() -> (u16, runtime_sim::Shared) {
+pub(crate) async fn runtime_sim() -> (u16, runtime_sim::Shared) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let sim: runtime_sim::Shared = std::sync::Arc::new(std::sync::Mutex::new(
@@ -194,7 +200,7 @@ async fn m2_the_webhook_streams_each_number_to_its_own_runtime_and_the_call_arri
         .expect(201);
     let (port_a, sim_a) = runtime_sim().await;
     let (port_b, sim_b) = runtime_sim().await;
-    let (runtime_a, _) = running_runtime(&stack, &admin, &est_a, port_a).await;
+    let (runtime_a, _, _) = running_runtime(&stack, &admin, &est_a, port_a).await;
     running_runtime(&stack, &admin, &est_b, port_b).await;
 
     // WHEN Twilio posts an incoming call to A's number
@@ -401,7 +407,7 @@ async fn every_policy_branch_answers_as_specified() {
 
     // WHEN the runtime exists but is not ready, or is draining THEN Dial as well
     let (port, _sim) = runtime_sim().await;
-    let (runtime, token) = running_runtime(&stack, &admin, &est, port).await;
+    let (runtime, token, _) = running_runtime(&stack, &admin, &est, port).await;
     let host = format!("{HOST}-{port}");
     health(&stack, &host, &token, &runtime, &est, false, false).await;
     let twiml = incoming(&stack, "CA-notready", other_caller, NUMBER).await;
@@ -641,7 +647,7 @@ async fn an_outbound_call_is_placed_through_twilio_and_its_status_progresses_in_
     let stack = Stack::new().await;
     let (admin, est, agent) = routed(&stack, NUMBER).await;
     let (port, _sim) = runtime_sim().await;
-    let (runtime, _) = running_runtime(&stack, &admin, &est, port).await;
+    let (runtime, _, _) = running_runtime(&stack, &admin, &est, port).await;
     let operator = stack
         .member(&admin, &est, "op@example.com", "operator")
         .await;
@@ -868,7 +874,7 @@ async fn outbound_calls_respect_policy_roles_and_tenancy() {
     let stack = Stack::new().await;
     let (admin, est, agent) = routed(&stack, NUMBER).await;
     let (port, _sim) = runtime_sim().await;
-    let (runtime, token) = running_runtime(&stack, &admin, &est, port).await;
+    let (runtime, token, _) = running_runtime(&stack, &admin, &est, port).await;
     let viewer = stack
         .member(&admin, &est, "viewer@example.com", "viewer")
         .await;
