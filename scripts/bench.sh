@@ -3,12 +3,14 @@
 # until it first asks a stand-in Lambda Runtime API for work, SDK clients built); then DynamoDB
 # round trips per operation against the emulator; then runtime command latency and the host
 # agent's idle memory against the local Docker engine; the incoming-call webhook's round trips
-# and in-process p50/p99 against the emulator. Targets: <= 25 ms, <= 15 MB, login <= 1
-# read before the password check, GET /me <= 2, resolver 1, incoming call <= 3, host agent RSS <= 20 MB.
+# and in-process p50/p99 against the emulator; ingest round trips per event, transcript polls,
+# ingest events per second of one instance, and a simulate-call load run's p50/p99. Targets: <= 25 ms, <= 15 MB, login <= 1
+# read before the password check, GET /me <= 2, resolver 1, incoming call <= 3, host agent RSS <= 20 MB,
+# ingest 1 read + 1 write per event, a transcript poll 1 Query.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth calls establishments runtimes twilio-webhooks)
+FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv
@@ -21,6 +23,7 @@ coldstart=$(
   TABLE_NAME=bench-table BUCKET_NAME=bench-bucket JWT_SECRET=bench-secret-bench-secret-bench-secret \
   MAIL_TRANSPORT=ses AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
   TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench CALLPLANE_PUBLIC_URL=https://hooks.bench \
+  SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
   python3 scripts/coldstart.py "$RUNS" $(printf -- "$TARGET/%s " "${FUNCTIONS[@]}")
 )
 echo

@@ -102,8 +102,28 @@ fn cursor_query(call: &CallId) -> String {
     format!("transcript:{call}")
 }
 
+/// Most delivered arrival keys a cursor carries (26 characters each). More arrive within the
+/// settle window only in bulk (a buffered runtime flushing); the watermark then moves up to the
+/// oldest key kept, which gives up the in-flight guarantee for that burst only.
+const MAX_DELIVERED: usize = 100;
+
 impl TranscriptCursor {
-    fn encode(&self, app: &App, call: &CallId) -> Result<String> {
+    fn encode(mut self, app: &App, call: &CallId) -> Result<String> {
+        if self.delivered.len() > MAX_DELIVERED {
+            let keep = self.delivered.split_off(
+                &self
+                    .delivered
+                    .iter()
+                    .rev()
+                    .nth(MAX_DELIVERED - 1)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            if let Some(oldest) = keep.first().and_then(|k| ulid::Ulid::from_string(k).ok()) {
+                self.watermark = self.watermark.max(oldest);
+            }
+            self.delivered = keep;
+        }
         let mut map: HashMap<String, AttributeValue> = HashMap::from([
             (
                 "e".into(),
@@ -272,19 +292,20 @@ pub async fn transcript(
             {
                 return Err(Error::NotFound("call"));
             }
-            let fresh: Vec<SegmentRecord> = arrivals
+            let mut fresh: Vec<SegmentRecord> = arrivals
                 .segments
                 .into_iter()
                 .filter(|s| !cursor.delivered.contains(arrival(s)))
-                .take(limit as usize)
                 .collect();
+            let reached_end = arrivals.call.is_some() && fresh.len() <= limit as usize;
+            fresh.truncate(limit as usize);
             // All read: move the watermark up to the settled point. Cut short: up to the last
             // segment returned (everything before it in arrival order was delivered).
-            let watermark = match (&arrivals.call, fresh.last()) {
-                (Some(_), _) => cursor.watermark.max(settled),
-                (None, Some(last)) => ulid::Ulid::from_string(arrival(last))
+            let watermark = match fresh.last() {
+                _ if reached_end => cursor.watermark.max(settled),
+                Some(last) => ulid::Ulid::from_string(arrival(last))
                     .map_err(|_| Error::internal("segment without an arrival key"))?,
-                (None, None) => cursor.watermark,
+                None => cursor.watermark,
             };
             let watermark_key = watermark.to_string();
             let delivered = cursor
@@ -293,7 +314,8 @@ pub async fn transcript(
                 .chain(fresh.iter().map(|s| arrival(s).to_owned()))
                 .filter(|a| *a >= watermark_key)
                 .collect();
-            let is_complete = arrivals.call.as_ref().is_some_and(|c| complete(c, settled));
+            let is_complete =
+                reached_end && arrivals.call.as_ref().is_some_and(|c| complete(c, settled));
             let next = TranscriptCursor {
                 establishment_id: cursor.establishment_id,
                 position: Position::Follow,

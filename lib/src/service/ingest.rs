@@ -492,3 +492,30 @@ async fn after(app: &App, call_id: &CallId, event: &RuntimeEvent) -> Result<()> 
     tracing::info!(%call_id, "post-call job queued");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_bucket_under_the_establishments_prefix_is_served() {
+        // GIVEN an establishment and our bucket
+        let est = crate::ids::EstablishmentId::new();
+        let ours = format!("s3://bucket/recordings/{est}/CA1.wav");
+        // THEN its own prefix is ours, anything else is a reference
+        assert_eq!(
+            bucket_key("bucket", &est, &ours).as_deref(),
+            Some(format!("recordings/{est}/CA1.wav").as_str())
+        );
+        let other = crate::ids::EstablishmentId::new();
+        for url in [
+            format!("s3://bucket/recordings/{other}/CA1.wav"),
+            format!("s3://bucket-2/recordings/{est}/CA1.wav"),
+            format!("s3://bucket/recordings/{est}/../{other}/CA1.wav"),
+            format!("s3://bucket/recordings/{est}//CA1.wav"),
+            format!("https://bucket.s3.amazonaws.com/recordings/{est}/CA1.wav"),
+        ] {
+            assert_eq!(bucket_key("bucket", &est, &url), None, "{url}");
+        }
+    }
+}

@@ -117,6 +117,7 @@ async fn main() {
         ))
         .await;
     let runtime = reply.body["id"].as_str().unwrap().to_owned();
+    let ingest_token = reply.body["ingest_token"].as_str().unwrap().to_owned();
     let create = reply.body["command_id"].as_str().unwrap().to_owned();
     rows.push(("POST /establishments/{id}/runtime (provision)", n));
     let result = json!({ "runtime_id": runtime, "outcome": "succeeded", "attempt": 1 });
@@ -217,6 +218,155 @@ async fn main() {
         .await;
     rows.push(("POST /calls/outbound (Twilio stand-in)", n));
 
+    // Ingest: runtime events (Appendix B) and the transcript reads the UI polls with.
+    let version = stack.get(&format!("/agents/{agent}"), &admin).await.body["active_version_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = |sid: &str, kind: &str, key: &str, payload: serde_json::Value| {
+        json!({
+            "runtime_id": runtime, "establishment_id": est, "agent_id": agent,
+            "agent_version_id": version,
+            "call": { "provider": "twilio", "provider_call_sid": sid, "direction": "inbound",
+                      "from_e164": "+14155552672", "to_e164": "+14155552671" },
+            "event": { "id": format!("evt_{key}"), "type": kind,
+                       "occurred_at": callplane::time::Timestamp::now(),
+                       "idempotency_key": key, "payload": payload }
+        })
+    };
+    let segment = |i: usize| {
+        let now = callplane::time::Timestamp::now();
+        json!({ "segment_id": format!("seg_{i:06}"), "speaker": "customer",
+                "text": format!("Segment {i}: I need to update my service plan."),
+                "started_at": now, "ended_at": now, "confidence": 0.9 })
+    };
+    let ingest = |body: serde_json::Value| {
+        stack.send(
+            Method::POST,
+            "/ingest/call-events",
+            Some(&ingest_token),
+            Some(body),
+        )
+    };
+    let (reply, n) = stack
+        .round_trips
+        .during(ingest(event(
+            "CAingest",
+            "call_started",
+            "start",
+            json!({ "started_at": callplane::time::Timestamp::now() }),
+        )))
+        .await;
+    reply.expect(202);
+    rows.push((
+        "POST /ingest/call-events, first event of a new CallSid (creates the call)",
+        n,
+    ));
+    let (reply, n) = stack
+        .round_trips
+        .during(ingest(event(
+            "CAingest",
+            "transcript_segment",
+            "seg-0",
+            segment(0),
+        )))
+        .await;
+    reply.expect(202);
+    rows.push(("POST /ingest/call-events, transcript_segment", n));
+    let (reply, n) = stack
+        .round_trips
+        .during(ingest(event(
+            "CAingest",
+            "transcript_segment",
+            "seg-0",
+            segment(0),
+        )))
+        .await;
+    assert_eq!(reply.body["outcome"], "duplicate");
+    rows.push(("POST /ingest/call-events, replay (changes nothing)", n));
+    let batch: Vec<_> = (1..=25)
+        .map(|i| {
+            event(
+                "CAingest",
+                "transcript_segment",
+                &format!("seg-{i}"),
+                segment(i),
+            )
+        })
+        .collect();
+    let (reply, n) = stack
+        .round_trips
+        .during(stack.send(
+            Method::POST,
+            "/ingest/call-events/batch",
+            Some(&ingest_token),
+            Some(json!({ "events": batch })),
+        ))
+        .await;
+    reply.expect(200);
+    rows.push(("POST /ingest/call-events/batch, 25 segments", n));
+    let call = stack
+        .app
+        .store
+        .call_by_sid(callplane::domain::NumberProvider::Twilio, "CAingest")
+        .await
+        .unwrap()
+        .unwrap()
+        .call_id;
+    let (reply, n) = stack
+        .round_trips
+        .during(stack.get(&format!("/calls/{call}/transcript"), &admin))
+        .await;
+    let cursor = reply.expect(200)["cursor"].as_str().unwrap().to_owned();
+    rows.push((
+        "GET /calls/{id}/transcript, first read (call + session + 1 Query)",
+        n,
+    ));
+    ingest(event(
+        "CAingest",
+        "transcript_segment",
+        "seg-26",
+        segment(26),
+    ))
+    .await
+    .expect(202);
+    let (reply, n) = stack
+        .round_trips
+        .during(stack.get(&format!("/calls/{call}/transcript?cursor={cursor}"), &admin))
+        .await;
+    assert!(!reply.expect(200)["items"].as_array().unwrap().is_empty());
+    rows.push((
+        "GET /calls/{id}/transcript?cursor, a poll (session + 1 Query)",
+        n,
+    ));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.get(&format!("/calls/active?establishment_id={est}"), &admin))
+        .await;
+    rows.push(("GET /calls/active", n));
+    let (_, n) = stack
+        .round_trips
+        .during(stack.get(
+            &format!("/calls?establishment_id={est}&status=in_progress"),
+            &admin,
+        ))
+        .await;
+    rows.push(("GET /calls?status=in_progress", n));
+    let (reply, n) = stack
+        .round_trips
+        .during(ingest(event(
+            "CAingest",
+            "call_ended",
+            "end",
+            json!({ "ended_at": callplane::time::Timestamp::now(), "final_status": "completed" }),
+        )))
+        .await;
+    reply.expect(202);
+    rows.push((
+        "POST /ingest/call-events, call_ended (+ the SQS post-call job)",
+        n,
+    ));
+
     println!("| operation | DynamoDB round trips |\n|---|---|");
     for (op, n) in rows.iter() {
         println!("| {op} | {n} |");
@@ -242,4 +392,86 @@ async fn main() {
     println!("| p90 | {:.1} |", ms(times[CALLS * 9 / 10]));
     println!("| p99 | {:.1} |", ms(times[CALLS * 99 / 100]));
     println!("| max | {:.1} |", ms(times[CALLS - 1]));
+
+    // Ingest throughput of one function instance (Lambda gives an instance one request at a
+    // time): sequential single events, then sequential batches of 25, in process.
+    const EVENTS: usize = 300;
+    let mut times = Vec::with_capacity(EVENTS);
+    let started = std::time::Instant::now();
+    for i in 0..EVENTS {
+        let body = event(
+            "CAthroughput",
+            "transcript_segment",
+            &format!("t-{i}"),
+            segment(i),
+        );
+        let t = std::time::Instant::now();
+        ingest(body).await.expect(202);
+        times.push(t.elapsed());
+    }
+    let single = EVENTS as f64 / started.elapsed().as_secs_f64();
+    times.sort();
+    let started = std::time::Instant::now();
+    for b in 0..(EVENTS / 25) {
+        let events: Vec<_> = (0..25)
+            .map(|i| {
+                let n = b * 25 + i;
+                event(
+                    "CAthroughput2",
+                    "transcript_segment",
+                    &format!("b-{n}"),
+                    segment(n),
+                )
+            })
+            .collect();
+        stack
+            .send(
+                Method::POST,
+                "/ingest/call-events/batch",
+                Some(&ingest_token),
+                Some(json!({ "events": events })),
+            )
+            .await
+            .expect(200);
+    }
+    let batched = EVENTS as f64 / started.elapsed().as_secs_f64();
+    println!();
+    println!(
+        "| ingest, one instance in process vs the emulator ({EVENTS} events) | value |\n|---|---|"
+    );
+    println!("| single events per second | {single:.0} |");
+    println!(
+        "| single event p50 / p99 (ms) | {:.1} / {:.1} |",
+        ms(times[EVENTS / 2]),
+        ms(times[EVENTS * 99 / 100])
+    );
+    println!("| batched (25) events per second | {batched:.0} |");
+
+    // runtime-sim simulate-call as a load generator, over real HTTP against the ingest router.
+    let ingest_url = stack.serve_ingest().await;
+    let runtime = runtime_sim::simulate::Runtime {
+        ingest_url,
+        token: ingest_token.clone(),
+        runtime_id: runtime.clone(),
+        establishment_id: est.clone(),
+        agent_id: agent.clone(),
+        agent_version_id: version.clone(),
+    };
+    let shape = runtime_sim::simulate::CallShape {
+        segments: 10,
+        pace: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let report = runtime_sim::simulate::load(&runtime, &shape, 20, 4, "CAload").await;
+    assert_eq!(report.failed_calls, 0, "{report:?}");
+    println!();
+    println!(
+        "| simulate-call load run: 20 calls x 16 events, 4 at a time, over HTTP | value |\n|---|---|"
+    );
+    println!("| events per second | {:.0} |", report.events_per_second);
+    println!(
+        "| event post p50 / p99 (ms) | {:.1} / {:.1} |",
+        report.p50_ms, report.p99_ms
+    );
+    println!("| retries | {} |", report.retries);
 }

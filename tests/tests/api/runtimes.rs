@@ -190,7 +190,8 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
             "id": runtime, "status": "running", "desired_status": "running", "ready": true,
             "ready_issues": [], "last_checked_at": checked_at,
             "agent_info": { "active_calls": 1, "total_calls_handled": 42 },
-            "reachable": true, "container_state": "running", "last_error": null
+            "reachable": true, "container_state": "running", "last_error": null,
+            "recent_errors": []
         })
     );
 
