@@ -95,17 +95,7 @@ impl Store {
         let pk = keys::call_partition(call);
         let to = format!("{}\u{10FFFF}", keys::TOOL_PREFIX);
         let q = ListQuery::index(Index::Lsi2, &pk).between(keys::TOOL_PREFIX, &to);
-        let (mut out, mut start) = (Vec::new(), None);
-        loop {
-            let (items, next) = self.query_page(&q, 1000, start).await?;
-            for item in items {
-                out.push(Self::record(item)?);
-            }
-            match next {
-                Some(next) => start = Some(next),
-                None => return Ok(out),
-            }
-        }
+        self.query_all(&q).await
     }
 
     /// A page of an establishment's calls that have not ended, newest first.

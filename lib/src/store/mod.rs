@@ -359,10 +359,14 @@ impl Store {
 
     /// Every record of a `gsi1` partition (follows pages).
     pub(crate) async fn gsi1_all<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>> {
-        let q = ListQuery::gsi1(pk);
+        self.query_all(&ListQuery::gsi1(pk)).await
+    }
+
+    /// Every record `q` finds (follows pages).
+    pub(crate) async fn query_all<T: DeserializeOwned>(&self, q: &ListQuery<'_>) -> Result<Vec<T>> {
         let (mut out, mut start) = (Vec::new(), None);
         loop {
-            let (items, next) = self.query_page(&q, 1000, start).await?;
+            let (items, next) = self.query_page(q, 1000, start).await?;
             for item in items {
                 out.push(Self::record(item)?);
             }
