@@ -86,11 +86,11 @@ async fn route_incoming(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
             sid,
         )
         .await?;
-    if let Some(existing) = context.existing {
-        tracing::info!(call_id = %existing.call_id, "Twilio retried an incoming call; same answer");
-        return Ok(Twiml(
-            existing.twiml.unwrap_or_else(|| render(&[Verb::Reject])),
-        ));
+    // A retry gets the first answer. A call a runtime reported first (no answer stored) is
+    // answered as usual below; the guard then keeps it one call.
+    if let Some(twiml) = context.existing.and_then(|e| e.twiml) {
+        tracing::info!(call_sid = %sid, "Twilio retried an incoming call; same answer");
+        return Ok(Twiml(twiml));
     }
     let Some(establishment) = context.establishment else {
         tracing::warn!(establishment_id = %route.establishment_id, "number of a missing establishment; rejected");

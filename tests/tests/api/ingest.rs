@@ -1012,3 +1012,34 @@ async fn flaky_proxy(upstream: String) -> String {
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{addr}/ingest/call-events")
 }
+
+#[tokio::test]
+async fn a_call_the_runtime_reported_first_stays_one_call_when_twilio_asks_for_it() {
+    // GIVEN a runtime that reported a CallSid before Twilio's webhook came for it
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    post(
+        &stack,
+        &rt.token,
+        envelope(
+            &rt,
+            "CA_first",
+            "call_started",
+            "s1",
+            json!({ "started_at": at(0) }),
+        ),
+    )
+    .await
+    .expect(202);
+    let call = call_id(&stack, "CA_first").await;
+    // WHEN the webhook arrives for the same CallSid
+    let twiml = incoming(&stack, "CA_first", CALLER, NUMBER).await;
+    // THEN the caller is routed as usual (not rejected), and it is still one call
+    assert!(twiml.contains("<Connect><Stream"), "{twiml}");
+    let history = stack
+        .get(&format!("/calls?establishment_id={}", rt.est), &rt.admin)
+        .await;
+    let items = history.expect(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["call_id"], call.as_str());
+}
