@@ -87,17 +87,23 @@ async fn route_incoming(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
         )
         .await?;
     // A retry gets the first answer. A call a runtime reported first (no answer stored) is
-    // answered as usual below; the guard then keeps it one call.
-    if let Some(twiml) = context.existing.and_then(|e| e.twiml) {
-        tracing::info!(call_sid = %sid, "Twilio retried an incoming call; same answer");
-        return Ok(Twiml(twiml));
-    }
+    // answered as usual, as that call: the stream carries its id and no call is created.
+    let reported = match context.existing {
+        Some(CallSidRecord {
+            twiml: Some(twiml), ..
+        }) => {
+            tracing::info!(call_sid = %sid, "Twilio retried an incoming call; same answer");
+            return Ok(Twiml(twiml));
+        }
+        Some(existing) => Some(existing.call_id),
+        None => None,
+    };
     let Some(establishment) = context.establishment else {
         tracing::warn!(establishment_id = %route.establishment_id, "number of a missing establishment; rejected");
         return Ok(reject());
     };
     let now = Timestamp::now();
-    let call_id = CallId::new();
+    let call_id = reported.clone().unwrap_or_else(CallId::new);
     let decision = decide(
         &establishment,
         &route,
@@ -108,6 +114,10 @@ async fn route_incoming(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
         now,
     );
     let twiml = render(&decision.verbs);
+    if reported.is_some() {
+        tracing::info!(%call_id, "incoming call a runtime reported first; routed as that call");
+        return Ok(Twiml(twiml));
+    }
     let handoff = decision.verbs.iter().find_map(|v| match v {
         Verb::Dial { .. } => establishment.telephony.handoff_e164.clone(),
         _ => None,

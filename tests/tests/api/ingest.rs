@@ -1034,8 +1034,9 @@ async fn a_call_the_runtime_reported_first_stays_one_call_when_twilio_asks_for_i
     let call = call_id(&stack, "CA_first").await;
     // WHEN the webhook arrives for the same CallSid
     let twiml = incoming(&stack, "CA_first", CALLER, NUMBER).await;
-    // THEN the caller is routed as usual (not rejected), and it is still one call
+    // THEN the caller is routed as usual (not rejected), as that call, and it is still one call
     assert!(twiml.contains("<Connect><Stream"), "{twiml}");
+    assert_eq!(parameter(&twiml, "call_id").as_deref(), Some(call.as_str()));
     let history = stack
         .get(&format!("/calls?establishment_id={}", rt.est), &rt.admin)
         .await;
