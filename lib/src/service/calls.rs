@@ -86,6 +86,9 @@ pub struct CallView {
     pub end_reason: Option<String>,
     pub answered_by: Option<AnsweredBy>,
     pub recording: Option<RecordingView>,
+    /// Where the recording is served (`GET /calls/{id}/recording`), once one was reported by
+    /// the provider or the runtime.
+    pub recording_link: Option<String>,
     pub handoff: Option<HandoffRecord>,
     /// Who hung up, as the runtime reported it.
     pub hangup_by: Option<Party>,
@@ -124,6 +127,8 @@ impl CallView {
             .started_at
             .filter(|_| !c.status.is_final())
             .map(|s| u32::try_from(now.unix() - s.unix()).unwrap_or(0));
+        let recording_link = (c.recording.is_some() || c.recording_file.is_some())
+            .then(|| format!("/calls/{}/recording", c.id));
         Self {
             call_id: c.id,
             provider: c.provider,
@@ -143,6 +148,7 @@ impl CallView {
             duration_seconds: c.duration_seconds.or(live),
             end_reason: c.end_reason,
             answered_by: c.answered_by,
+            recording_link,
             recording: c.recording.map(RecordingView::from),
             handoff: c.handoff,
             hangup_by: c.hangup_by,

@@ -302,6 +302,7 @@ async fn m3_segments_show_in_the_next_poll_and_an_ended_call_is_complete_with_a_
     assert_eq!(shown["status"], "completed");
     assert_eq!(shown["duration_seconds"], 30);
     assert_eq!(shown["hangup_by"], "customer");
+    assert_eq!(shown["recording_link"], format!("/calls/{call}/recording"));
     assert!(shown["summary"].is_null() && shown["sentiment"].is_null());
     let active = stack
         .get(
