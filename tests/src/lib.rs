@@ -2,7 +2,9 @@
 //! (`AWS_ENDPOINT_URL`, set by `make test`), the functions' routers called in-process the way
 //! the local router table maps paths, and a counter of DynamoDB round trips.
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -13,6 +15,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 pub mod twilio;
@@ -27,14 +30,27 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 /// The password tests give invited users.
 pub const USER_PASSWORD: &str = "user-password-123";
 
-/// Counts HTTP attempts made by a DynamoDB client: one per round trip, retries included.
+/// Counts HTTP attempts made by a DynamoDB client: one per round trip, retries included; and,
+/// for sequential use (the benches), the time spent in them.
 #[derive(Debug, Default, Clone)]
-pub struct RoundTrips(Arc<AtomicUsize>);
+pub struct RoundTrips(
+    Arc<AtomicUsize>,
+    Arc<std::sync::Mutex<(Option<Instant>, Duration)>>,
+);
 
 impl RoundTrips {
     /// Attempts so far.
     pub fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// Time spent waiting for DynamoDB attempts so far (meaningful when requests do not
+    /// overlap).
+    pub fn busy(&self) -> Duration {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
     }
 
     /// Attempts made while `f` ran.
@@ -57,6 +73,26 @@ impl Intercept for RoundTrips {
         _: &mut ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0 = Some(Instant::now());
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _: &FinalizerInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let mut timing = self
+            .1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(started) = timing.0.take() {
+            timing.1 += started.elapsed();
+        }
         Ok(())
     }
 }
