@@ -118,16 +118,12 @@ pub async fn batch(app: &App, token: &str, raw: Vec<Value>) -> Result<BatchResul
     // A batch comes from one runtime: the first valid envelope names it, and the token must
     // be that runtime's (a token that fits no envelope fails the whole request).
     let Some(first) = valid.first() else {
+        // Every event is invalid: nothing to authenticate against, nothing stored.
         return Ok(BatchResults {
             results: parsed
                 .into_iter()
                 .enumerate()
-                .map(|(index, p)| {
-                    rejected(
-                        index,
-                        p.err().unwrap_or_else(|| Error::internal("unreachable")),
-                    )
-                })
+                .filter_map(|(index, p)| p.err().map(|e| rejected(index, e)))
                 .collect(),
         });
     };
