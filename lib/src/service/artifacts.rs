@@ -336,10 +336,11 @@ pub async fn transcript(
 }
 
 /// A call's transcript is complete once the call is over and its last change is older than
-/// the settle window (nothing stamped before it can still be in flight).
+/// the settle window (nothing stamped before it can still be in flight). `updated_at` is kept
+/// to the second, so the change may be up to a second later than it says.
 fn complete(call: &CallRecord, settled: ulid::Ulid) -> bool {
     let changed_ms = u64::try_from(call.updated_at.unix_millis()).unwrap_or(u64::MAX);
-    call.status.is_final() && floor(changed_ms) < settled
+    call.status.is_final() && floor(changed_ms.saturating_add(1000)) < settled
 }
 
 /// A timeline event as the API shows it.

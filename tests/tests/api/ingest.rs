@@ -341,7 +341,7 @@ async fn m3_segments_show_in_the_next_poll_and_an_ended_call_is_complete_with_a_
     );
     // AND once the settle window has passed, the transcript says it is complete
     tokio::time::sleep(std::time::Duration::from_millis(
-        callplane::service::artifacts::SETTLE_MS + 1100,
+        callplane::service::artifacts::SETTLE_MS + 2100,
     ))
     .await;
     let cursor = third["cursor"].as_str().unwrap();
