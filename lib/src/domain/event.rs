@@ -266,46 +266,6 @@ fn ident(field: &str, raw: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// Deepest nesting a payload may have (DynamoDB stores up to 32 levels, the item uses some).
-pub const MAX_PAYLOAD_DEPTH: usize = 16;
-
-/// Whether DynamoDB can store `value` as a document: bounded nesting, no empty object keys,
-/// numbers within its range (magnitude 1e-130 to 1e126).
-pub(crate) fn storable(field: &str, value: &Value, depth: usize) -> Result<()> {
-    if depth > MAX_PAYLOAD_DEPTH {
-        return Err(Error::invalid(
-            field,
-            format!("nests deeper than {MAX_PAYLOAD_DEPTH} levels"),
-        ));
-    }
-    match value {
-        Value::Number(n) => {
-            let x = n.as_f64().unwrap_or(0.0).abs();
-            if x != 0.0 && !(1e-129..1e125).contains(&x) {
-                return Err(Error::invalid(
-                    field,
-                    format!("holds a number out of range: {n}"),
-                ));
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                storable(field, item, depth + 1)?;
-            }
-        }
-        Value::Object(map) => {
-            for (key, item) in map {
-                if key.is_empty() {
-                    return Err(Error::invalid(field, "holds an empty object key"));
-                }
-                storable(field, item, depth + 1)?;
-            }
-        }
-        Value::Null | Value::Bool(_) | Value::String(_) => {}
-    }
-    Ok(())
-}
-
 fn not_ahead(field: &str, t: Timestamp, now: Timestamp) -> Result<()> {
     if t.unix() > now.unix() + MAX_CLOCK_AHEAD_SECS {
         return Err(Error::invalid(
@@ -349,7 +309,7 @@ impl RuntimeEvent {
                 format!("must be at most {MAX_PAYLOAD_BYTES} bytes"),
             ));
         }
-        storable("event.payload", &event.payload, 0)?;
+        super::storable("event.payload", &event.payload, 0)?;
         let kind = Self::kind(&event.kind, &event.payload, now)?;
         Ok(Self {
             runtime_id,

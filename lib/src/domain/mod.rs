@@ -32,3 +32,52 @@ where
 {
     serde::Deserialize::deserialize(d).map(Some)
 }
+
+/// Deepest nesting a free-form JSON value may have (DynamoDB stores up to 32 levels, the item
+/// around it uses some).
+pub const MAX_DOCUMENT_DEPTH: usize = 16;
+
+/// Checks that DynamoDB can store free-form JSON a client sent (event payloads, call
+/// metadata): bounded nesting, no empty object keys, numbers within its range (magnitude 1e-130
+/// to 1e126). `depth` is how deep `value` already sits (0 at the top).
+pub fn storable(
+    field: &str,
+    value: &serde_json::Value,
+    depth: usize,
+) -> Result<(), crate::error::Error> {
+    if depth > MAX_DOCUMENT_DEPTH {
+        return Err(crate::error::Error::invalid(
+            field,
+            format!("nests deeper than {MAX_DOCUMENT_DEPTH} levels"),
+        ));
+    }
+    match value {
+        serde_json::Value::Number(n) => {
+            let x = n.as_f64().unwrap_or(0.0).abs();
+            if x != 0.0 && !(1e-129..1e125).contains(&x) {
+                return Err(crate::error::Error::invalid(
+                    field,
+                    format!("holds a number out of range: {n}"),
+                ));
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                storable(field, item, depth + 1)?;
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if key.is_empty() {
+                    return Err(crate::error::Error::invalid(
+                        field,
+                        "holds an empty object key",
+                    ));
+                }
+                storable(field, item, depth + 1)?;
+            }
+        }
+        serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::String(_) => {}
+    }
+    Ok(())
+}

@@ -413,7 +413,7 @@ fn check_extras(req: &OutboundRequest) -> Result<()> {
         if !meta.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
         }
-        crate::domain::event::storable("metadata", meta, 0)?;
+        crate::domain::storable("metadata", meta, 0)?;
         if meta.to_string().len() > MAX_METADATA_BYTES {
             return Err(Error::invalid(
                 "metadata",
