@@ -175,11 +175,7 @@ async fn authenticate(
     events: &[RuntimeEvent],
 ) -> Result<IngestContext> {
     let forbidden = || Error::Forbidden("this ingest token is not the token of runtime_id".into());
-    let expected = secret_token::derived(
-        &app.config.jwt_secret,
-        super::runtimes::INGEST_TOKEN_PURPOSE,
-        runtime.as_str(),
-    )?;
+    let expected = super::runtimes::ingest_token(app, runtime)?;
     if !secret_token::matches(token, &secret_token::hash(&expected)) {
         return Err(forbidden());
     }

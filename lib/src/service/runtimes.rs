@@ -27,7 +27,7 @@ pub const HEALTH_STALE_SECS: i64 = 30;
 const PORT_ATTEMPTS: usize = 5;
 
 /// Purpose string of derived ingest tokens.
-pub(crate) const INGEST_TOKEN_PURPOSE: &str = "callplane runtime ingest token v1";
+const INGEST_TOKEN_PURPOSE: &str = "callplane runtime ingest token v1";
 
 /// `POST /establishments/{id}/runtime` body (Appendix A.4).
 #[derive(Debug, Deserialize)]
@@ -149,7 +149,7 @@ impl From<CommandRecord> for CommandView {
 
 /// The runtime's ingest token: derived from the server secret, so the control plane can hand
 /// it to the host again (to re-create the container) without storing it.
-fn ingest_token(app: &App, runtime: &RuntimeId) -> Result<String> {
+pub(crate) fn ingest_token(app: &App, runtime: &RuntimeId) -> Result<String> {
     secret_token::derived(
         &app.config.jwt_secret,
         INGEST_TOKEN_PURPOSE,
@@ -378,10 +378,18 @@ pub async fn act(
 /// `GET /runtimes/{id}/status` (viewers and up).
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, runtime_id = %id))]
 pub async fn status(app: &App, principal: &Principal, id: &RuntimeId) -> Result<StatusView> {
-    let (_, runtime) = runtime_access(app, principal, id, Role::Viewer).await?;
+    let (runtime, mut errors) = app.store.runtime_with_errors(id).await?;
+    let runtime = runtime.ok_or(Error::NotFound("runtime"))?;
+    require_member(
+        app,
+        principal,
+        &runtime.establishment_id,
+        Role::Viewer,
+        "runtime",
+    )
+    .await?;
     let now = Timestamp::now();
     let mut view = status_view(runtime, now);
-    let mut errors = app.store.runtime_errors(id).await?;
     errors.sort_by_key(|e| std::cmp::Reverse(e.occurred_at));
     for e in errors
         .iter()

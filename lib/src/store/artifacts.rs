@@ -3,7 +3,7 @@
 //! establishment's active calls (sparse `gsi2`) and history (`gsi1`, filtered), and a runtime's
 //! latest errors.
 
-use super::records::{CallRecord, EventRecord, RuntimeErrorRecord, SegmentRecord};
+use super::records::{CallRecord, EventRecord, RuntimeErrorRecord, RuntimeRecord, SegmentRecord};
 use super::{Filter, Index, Item, ListQuery, Page, Store, keys, s};
 use crate::domain::{CallStatus, Direction};
 use crate::error::Result;
@@ -187,11 +187,31 @@ impl Store {
         })
     }
 
-    /// The latest error a runtime reported for each component.
-    pub async fn runtime_errors(&self, rt: &RuntimeId) -> Result<Vec<RuntimeErrorRecord>> {
+    /// A runtime and the latest error it reported per component, in one Query: the error
+    /// items (`ERR#…`) sort just before the runtime item (`RUNTIME`), after its commands.
+    pub async fn runtime_with_errors(
+        &self,
+        rt: &RuntimeId,
+    ) -> Result<(Option<RuntimeRecord>, Vec<RuntimeErrorRecord>)> {
         let items = self
-            .query_prefix_all(&keys::runtime_partition(rt), keys::RUNTIME_ERROR_PREFIX)
+            .query_between_all(
+                &keys::runtime_partition(rt),
+                keys::RUNTIME_ERROR_PREFIX,
+                &keys::runtime(rt).sk,
+            )
             .await?;
-        items.into_iter().map(Self::record).collect()
+        let (mut runtime, mut errors) = (None, Vec::new());
+        for item in items {
+            let is_runtime = matches!(
+                item.get(keys::SK),
+                Some(aws_sdk_dynamodb::types::AttributeValue::S(sk)) if *sk == keys::runtime(rt).sk
+            );
+            if is_runtime {
+                runtime = Some(Self::record(item)?);
+            } else {
+                errors.push(Self::record(item)?);
+            }
+        }
+        Ok((runtime, errors))
     }
 }

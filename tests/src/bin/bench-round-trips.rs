@@ -9,6 +9,34 @@ use std::time::{Duration, Instant};
 /// Events the throughput run sends (single, then again in batches of 25).
 const EVENTS: usize = 300;
 
+/// A runtime event (Appendix B.1) from runtime `ids` = [runtime, establishment, agent, version].
+fn runtime_event(
+    ids: [&str; 4],
+    sid: &str,
+    kind: &str,
+    key: &str,
+    payload: serde_json::Value,
+) -> serde_json::Value {
+    let [runtime, est, agent, version] = ids;
+    json!({
+        "runtime_id": runtime, "establishment_id": est, "agent_id": agent,
+        "agent_version_id": version,
+        "call": { "provider": "twilio", "provider_call_sid": sid, "direction": "inbound",
+                  "from_e164": "+14155552672", "to_e164": "+14155552671" },
+        "event": { "id": format!("evt_{key}"), "type": kind,
+                   "occurred_at": callplane::time::Timestamp::now(),
+                   "idempotency_key": key, "payload": payload }
+    })
+}
+
+/// The payload of transcript segment `i`.
+fn segment(i: usize) -> serde_json::Value {
+    let now = callplane::time::Timestamp::now();
+    json!({ "segment_id": format!("seg_{i:06}"), "speaker": "customer",
+            "text": format!("Segment {i}: I need to update my service plan."),
+            "started_at": now, "ended_at": now, "confidence": 0.9 })
+}
+
 /// A runtime on `stack` able to ingest: (runtime, establishment, agent, version, token).
 async fn ingesting_runtime(stack: &Stack, admin: &str) -> [String; 5] {
     let est = stack.establishment(admin, "Throughput").await;
@@ -36,19 +64,14 @@ async fn ingesting_runtime(stack: &Stack, admin: &str) -> [String; 5] {
 /// without DynamoDB waits, batched events/s).
 async fn ingest_throughput(stack: &Stack, admin: &str) -> (f64, f64, f64, f64, f64) {
     let [runtime, est, agent, version, token] = ingesting_runtime(stack, admin).await;
+    let ids = [
+        runtime.as_str(),
+        est.as_str(),
+        agent.as_str(),
+        version.as_str(),
+    ];
     let event = |sid: &str, key: String, i: usize| {
-        let now = callplane::time::Timestamp::now();
-        json!({
-            "runtime_id": runtime, "establishment_id": est, "agent_id": agent,
-            "agent_version_id": version,
-            "call": { "provider": "twilio", "provider_call_sid": sid, "direction": "inbound",
-                      "from_e164": "+14155552672", "to_e164": "+14155552671" },
-            "event": { "id": format!("evt_{key}"), "type": "transcript_segment", "occurred_at": now,
-                       "idempotency_key": key,
-                       "payload": { "segment_id": format!("seg_{i:06}"), "speaker": "customer",
-                                    "text": format!("Segment {i}: I need to update my service plan."),
-                                    "started_at": now, "ended_at": now, "confidence": 0.9 } }
-        })
+        runtime_event(ids, sid, "transcript_segment", &key, segment(i))
     };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let (mut total, mut own) = (Vec::new(), Vec::new());
@@ -315,22 +338,14 @@ async fn main() {
         .as_str()
         .unwrap()
         .to_owned();
+    let ids = [
+        runtime.as_str(),
+        est.as_str(),
+        agent.as_str(),
+        version.as_str(),
+    ];
     let event = |sid: &str, kind: &str, key: &str, payload: serde_json::Value| {
-        json!({
-            "runtime_id": runtime, "establishment_id": est, "agent_id": agent,
-            "agent_version_id": version,
-            "call": { "provider": "twilio", "provider_call_sid": sid, "direction": "inbound",
-                      "from_e164": "+14155552672", "to_e164": "+14155552671" },
-            "event": { "id": format!("evt_{key}"), "type": kind,
-                       "occurred_at": callplane::time::Timestamp::now(),
-                       "idempotency_key": key, "payload": payload }
-        })
-    };
-    let segment = |i: usize| {
-        let now = callplane::time::Timestamp::now();
-        json!({ "segment_id": format!("seg_{i:06}"), "speaker": "customer",
-                "text": format!("Segment {i}: I need to update my service plan."),
-                "started_at": now, "ended_at": now, "confidence": 0.9 })
+        runtime_event(ids, sid, kind, key, payload)
     };
     let ingest = |body: serde_json::Value| {
         stack.send(
