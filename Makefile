@@ -1,12 +1,15 @@
 # The two commands of the README, and the benchmarks. Everything they need is installed by
 # scripts/lib.sh into .venv (moto, cfn-lint, cargo-lambda).
-.PHONY: dev test bench fmt lint runtime-sim-image
+.PHONY: dev test test-faults bench fmt lint runtime-sim-image
 
 dev:   ## install what is missing, start the emulator, create resources, bootstrap the admin, serve the API
 	@scripts/dev.sh
 
 test:  ## start a private emulator, lint the SAM template, run every test in the workspace
 	@scripts/test.sh
+
+test-faults: ## the concurrency and idempotency tests against an emulator injecting DynamoDB conflicts, throttling and 500s
+	@scripts/test-faults.sh
 
 runtime-sim-image: ## build callplane/runtime-sim:dev (FROM scratch, static binary; pulls nothing)
 	@scripts/runtime-sim-image.sh

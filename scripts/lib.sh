@@ -63,3 +63,8 @@ emulator_env() {
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 }
+
+# What the emulator on port $1 injected and its peak memory (`GET /_callplane/stats`).
+emulator_stats() {
+  python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_callplane/stats", timeout=5).read().decode())' "$1" 2>/dev/null || echo "no stats"
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts its own emulator on a free port, builds the
 # runtime-sim image, lints the SAM template, runs every test in the workspace (the host agent's
-# against the local Docker engine), stops what it started. Exit code = the result.
+# against the local Docker engine), then runs the concurrency and idempotency tests again against
+# a second emulator in fault mode (scripts/test-faults.sh), and stops what it started.
+# Exit code = the result.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -21,8 +23,14 @@ log "cfn-lint infra/template.yaml"
 "$VENV/bin/cfn-lint" infra/template.yaml
 
 log "running the workspace tests"
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast || status=$?
 else
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --no-fail-fast || status=$?
 fi
+log "emulator: $(emulator_stats "$port")"
+kill "$MOTO_PID" 2>/dev/null || true
+
+scripts/test-faults.sh || status=$?
+exit "$status"
