@@ -119,13 +119,38 @@ impl Error {
     }
 }
 
-impl<E, R> From<aws_sdk_dynamodb::error::SdkError<E, R>> for Error
+type DynamoResponse = aws_sdk_dynamodb::config::http::HttpResponse;
+
+impl<E> From<aws_sdk_dynamodb::error::SdkError<E, DynamoResponse>> for Error
 where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
 {
-    fn from(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> Self {
-        Error::internal(err)
+    /// What DynamoDB still refuses after the retries (throttling, a conflicting transaction,
+    /// its own 5xx) is a 503 the client may retry; anything else is a bug of ours.
+    fn from(err: aws_sdk_dynamodb::error::SdkError<E, DynamoResponse>) -> Self {
+        use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+        let busy = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+            SdkError::ServiceError(e) => {
+                e.raw().status().is_server_error()
+                    || matches!(
+                        err.code(),
+                        Some(
+                            "ThrottlingException"
+                                | "ProvisionedThroughputExceededException"
+                                | "RequestLimitExceeded"
+                                | "TransactionConflictException"
+                        )
+                    )
+            }
+            _ => false,
+        };
+        if busy {
+            tracing::warn!(error = ?err, "DynamoDB unavailable after retries");
+            Error::Unavailable("the database is busy; retry shortly".into())
+        } else {
+            Error::internal(err)
+        }
     }
 }
 

@@ -148,6 +148,7 @@ pub async fn emulator_sdk() -> aws_config::SdkConfig {
         "AWS_ENDPOINT_URL is not set: run the tests with `make test`, which starts the emulator",
     );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(callplane::aws::retry_config())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

@@ -3,7 +3,7 @@
 //! routing copies on number items consistent with each other.
 
 use super::records::{AgentRecord, AuditRecord, DeploymentRecord, UserRecord, VersionRecord};
-use super::{Item, ListQuery, Page, Store, TxError, keys, n, s};
+use super::{Item, ListQuery, Page, Store, Tx, TxError, keys, n, retry, s};
 use crate::domain::{AgentStatus, VersionStatus};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, AgentVersionId, EstablishmentId};
@@ -64,6 +64,7 @@ impl Store {
                 &keys::agent(&agent.id),
                 agent,
                 "attribute_not_exists(pk)",
+                HashMap::new(),
                 Item::new(),
             )
             .await?;
@@ -116,7 +117,7 @@ impl Store {
         if !removes.is_empty() {
             expr.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
-        let out = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -125,9 +126,8 @@ impl Store {
             .condition_expression("attribute_exists(pk) AND #status = :active")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let out = retry::on_conflict(|| request.clone().send()).await;
         match out {
             Ok(out) => Self::record(out.attributes.unwrap_or_default()),
             Err(e)
@@ -149,23 +149,28 @@ impl Store {
             (":one".to_owned(), n(1)),
             (":now".to_owned(), s(Timestamp::now().to_string())),
         ]);
-        let items = vec![
-            self.update(
-                &keys::agent(&agent.id),
-                "SET #status = :archived, updated_at = :now ADD revision :one",
-                Some("#status = :active AND size(numbers) = :zero"),
-                HashMap::from([("#status".to_owned(), "status".to_owned())]),
-                values,
-            )?,
-            self.audit_item(&AuditRecord::new(
-                &agent.establishment_id,
-                actor,
-                "agent.archived",
-                ("agent", agent.id.as_str()),
-                json!({ "status": "active" }),
-                json!({ "status": "archived" }),
-            ))?,
-        ];
+        let items = Tx::new()
+            .with(
+                "agent",
+                self.update(
+                    &keys::agent(&agent.id),
+                    "SET #status = :archived, updated_at = :now ADD revision :one",
+                    Some("#status = :active AND size(numbers) = :zero"),
+                    HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                    values,
+                )?,
+            )
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    &agent.establishment_id,
+                    actor,
+                    "agent.archived",
+                    ("agent", agent.id.as_str()),
+                    json!({ "status": "active" }),
+                    json!({ "status": "archived" }),
+                ))?,
+            );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::Conflict(
                 "this agent is archived already, or numbers were routed to it meanwhile; reload"
@@ -187,16 +192,21 @@ impl Store {
             (":next".to_owned(), n(version.number)),
             (":active".to_owned(), s(AgentStatus::Active.as_str())),
         ]);
-        let items = vec![
-            self.update(
-                &keys::agent(&agent.id),
-                "SET version_count = :next",
-                Some("version_count = :seen AND #status = :active"),
-                HashMap::from([("#status".to_owned(), "status".to_owned())]),
-                values,
-            )?,
-            self.create(&keys::agent_version(&agent.id, &version.id), version)?,
-        ];
+        let items = Tx::new()
+            .with(
+                "agent",
+                self.update(
+                    &keys::agent(&agent.id),
+                    "SET version_count = :next",
+                    Some("version_count = :seen AND #status = :active"),
+                    HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                    values,
+                )?,
+            )
+            .with(
+                "version",
+                self.create(&keys::agent_version(&agent.id, &version.id), version)?,
+            );
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(TxError::Conditions(_)) => Ok(false),
@@ -253,6 +263,7 @@ impl Store {
             &keys::agent_version(&version.agent_id, &version.id),
             version,
             "attribute_exists(pk) AND #status = :draft",
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
             HashMap::from([(":draft".to_owned(), s(VersionStatus::Draft.as_str()))]),
         )
         .await
@@ -297,8 +308,8 @@ impl Store {
             at: now,
         };
         let status = HashMap::from([("#status".to_owned(), "status".to_owned())]);
-        let mut items = vec![
-            self.update(
+        let mut items = Tx::new()
+            .with("agent", self.update(
                 &keys::agent(&agent.id),
                 "SET active_version_id = :new, deployment_count = :seq, updated_at = :now ADD revision :one",
                 Some("revision = :rev AND #status = :active"),
@@ -312,8 +323,8 @@ impl Store {
                     (":active".to_owned(), s(AgentStatus::Active.as_str())),
                 ]),
             )
-            .map_err(ActivationError::Other)?,
-            self.update(
+            .map_err(ActivationError::Other)?)
+            .with("target", self.update(
                 &keys::agent_version(&agent.id, &target.id),
                 "SET #status = :published, updated_at = :now, published_at = if_not_exists(published_at, :now)",
                 Some("#status = :from"),
@@ -324,10 +335,10 @@ impl Store {
                     (":now".to_owned(), s(now.to_string())),
                 ]),
             )
-            .map_err(ActivationError::Other)?,
-        ];
+            .map_err(ActivationError::Other)?);
         if let Some(previous) = &agent.active_version_id {
-            items.push(
+            items.add(
+                "previous",
                 self.update(
                     &keys::agent_version(&agent.id, previous),
                     "SET #status = :archived, updated_at = :now",
@@ -345,7 +356,8 @@ impl Store {
                 .map_err(ActivationError::Other)?,
             );
         }
-        items.push(
+        items.add(
+            "deployment",
             self.create(
                 &keys::deployment(&agent.id, deployment.sequence),
                 &deployment,
@@ -356,7 +368,8 @@ impl Store {
             Activation::Publish => "agent_version.published",
             Activation::Rollback => "agent_version.rolled_back",
         };
-        items.push(
+        items.add(
+            "audit",
             self.audit_item(&AuditRecord::new(
                 &agent.establishment_id,
                 actor,
@@ -368,14 +381,15 @@ impl Store {
             .map_err(ActivationError::Other)?,
         );
         for e164 in agent.numbers.keys() {
-            items.push(
+            items.add(
+                "route",
                 self.route_copy(e164, &agent.id, Some(&target.id))
                     .map_err(ActivationError::Other)?,
             );
         }
         match self.transact(items).await {
             Ok(()) => Ok(deployment),
-            Err(TxError::Conditions(failed)) if failed == [1] => {
+            Err(TxError::Conditions(failed)) if failed.only("target") => {
                 Err(ActivationError::Other(Error::Conflict(format!(
                     "version {} is no longer {}; reload",
                     target.id,

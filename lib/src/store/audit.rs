@@ -49,6 +49,7 @@ impl Store {
                 entry,
                 "attribute_not_exists(pk)",
                 Default::default(),
+                Default::default(),
             )
             .await?;
         if written {

@@ -9,7 +9,7 @@ use super::records::{
     EstablishmentRuntimeRecord, HandoffRecord, OutboundRequestRecord, RecordingRef, StoredError,
     UserRecord,
 };
-use super::{Item, ListQuery, Page, Store, TxError, keys, n, s};
+use super::{Item, ListQuery, Page, Store, Tx, TxError, keys, n, s};
 use crate::domain::{AnsweredBy, CallStatus, E164, NumberProvider};
 use crate::error::{Error, Result};
 use crate::ids::{CallId, EstablishmentId};
@@ -128,19 +128,25 @@ impl Store {
         guard: Option<&CallSidRecord>,
         request: Option<(&str, &OutboundRequestRecord)>,
     ) -> Result<(), CreateCallError> {
-        let mut items = vec![self.create(&keys::call(&call.id), &indexed(call))?];
+        let mut items = Tx::new().with("call", self.create(&keys::call(&call.id), &indexed(call))?);
         if let (Some(guard), Some(sid)) = (guard, &call.provider_call_sid) {
-            items.push(self.create(&keys::call_sid(call.provider, sid), guard)?);
+            items.add(
+                "call_sid",
+                self.create(&keys::call_sid(call.provider, sid), guard)?,
+            );
         }
         if let Some((key, request)) = request {
-            items.push(self.create(
-                &keys::outbound_request(&call.establishment_id, key),
-                request,
-            )?);
+            items.add(
+                "request",
+                self.create(
+                    &keys::outbound_request(&call.establishment_id, key),
+                    request,
+                )?,
+            );
         }
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TxError::Conditions(failed)) if failed.iter().any(|&i| i > 0) => {
+            Err(TxError::Conditions(failed)) if failed.any(&["call_sid", "request"]) => {
                 Err(CreateCallError::Taken)
             }
             Err(TxError::Conditions(_)) => Err(CreateCallError::Other(Error::Conflict(
@@ -153,26 +159,31 @@ impl Store {
     /// Records the provider's id of an outbound call once the provider accepted it, with its
     /// guard (so callbacks that only carry the provider id find the call).
     pub async fn set_provider_sid(&self, call: &CallRecord, sid: &str) -> Result<()> {
-        let items = vec![
-            self.update(
-                &keys::call(&call.id),
-                "SET provider_call_sid = :sid, updated_at = :now",
-                None,
-                HashMap::new(),
-                HashMap::from([
-                    (":sid".to_owned(), s(sid)),
-                    (":now".to_owned(), s(Timestamp::now().to_string())),
-                ]),
-            )?,
-            self.create(
-                &keys::call_sid(call.provider, sid),
-                &CallSidRecord {
-                    call_id: call.id.clone(),
-                    establishment_id: call.establishment_id.clone(),
-                    twiml: None,
-                },
-            )?,
-        ];
+        let items = Tx::new()
+            .with(
+                "call",
+                self.update(
+                    &keys::call(&call.id),
+                    "SET provider_call_sid = :sid, updated_at = :now",
+                    None,
+                    HashMap::new(),
+                    HashMap::from([
+                        (":sid".to_owned(), s(sid)),
+                        (":now".to_owned(), s(Timestamp::now().to_string())),
+                    ]),
+                )?,
+            )
+            .with(
+                "call_sid",
+                self.create(
+                    &keys::call_sid(call.provider, sid),
+                    &CallSidRecord {
+                        call_id: call.id.clone(),
+                        establishment_id: call.establishment_id.clone(),
+                        twiml: None,
+                    },
+                )?,
+            );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::internal(format!(
                 "provider call id {sid} is already recorded for another call"
@@ -283,9 +294,8 @@ impl Store {
         actor: &UserRecord,
     ) -> Result<bool> {
         let status = CallStatus::HandoffInitiated;
-        let items =
-            vec![
-            self.update(
+        let items = Tx::new()
+            .with("call", self.update(
                 &keys::call(&call.id),
                 "SET #status = :status, status_rank = :rank, handoff = :h, updated_at = :now",
                 Some("#status = :in_progress"),
@@ -297,16 +307,15 @@ impl Store {
                     (":now".to_owned(), s(handoff.at.to_string())),
                     (":in_progress".to_owned(), s(CallStatus::InProgress.as_str())),
                 ]),
-            )?,
-            self.audit_item(&AuditRecord::new(
+            )?)
+            .with("audit", self.audit_item(&AuditRecord::new(
                 &call.establishment_id,
                 actor,
                 "call.handoff",
                 ("call", call.id.as_str()),
                 json!({ "status": call.status }),
                 json!({ "status": status, "handoff_e164": handoff.e164, "reason": handoff.reason }),
-            ))?,
-        ];
+            ))?);
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(TxError::Conditions(_)) => Ok(false),
@@ -358,35 +367,41 @@ impl Store {
         retryable: bool,
     ) -> Result<()> {
         let status = CallStatus::Failed;
-        let mut items = vec![self.update(
-            &keys::call(&call.id),
-            "SET #status = :status, status_rank = :rank, final_status = :status, \
+        let mut items = Tx::new().with(
+            "call",
+            self.update(
+                &keys::call(&call.id),
+                "SET #status = :status, status_rank = :rank, final_status = :status, \
              end_reason = :reason, ended_at = :now, updated_at = :now REMOVE gsi2pk, gsi2sk",
-            None,
-            HashMap::from([("#status".to_owned(), "status".to_owned())]),
-            HashMap::from([
-                (":status".to_owned(), s(status.as_str())),
-                (":rank".to_owned(), n(status.rank())),
-                (":reason".to_owned(), s(&error.code)),
-                (":now".to_owned(), s(Timestamp::now().to_string())),
-            ]),
-        )?];
+                None,
+                HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                HashMap::from([
+                    (":status".to_owned(), s(status.as_str())),
+                    (":rank".to_owned(), n(status.rank())),
+                    (":reason".to_owned(), s(&error.code)),
+                    (":now".to_owned(), s(Timestamp::now().to_string())),
+                ]),
+            )?,
+        );
         if let Some(key) = key {
             let request = keys::outbound_request(&call.establishment_id, key);
             let ours = HashMap::from([(":call".to_owned(), s(call.id.as_str()))]);
-            items.push(if retryable {
-                self.delete(&request, "call_id = :call", HashMap::new(), ours)?
-            } else {
-                let mut values = ours;
-                values.insert(":e".to_owned(), serde_dynamo::to_attribute_value(error)?);
-                self.update(
-                    &request,
-                    "SET #error = :e",
-                    Some("call_id = :call"),
-                    HashMap::from([("#error".to_owned(), "error".to_owned())]),
-                    values,
-                )?
-            });
+            items.add(
+                "request",
+                if retryable {
+                    self.delete(&request, "call_id = :call", HashMap::new(), ours)?
+                } else {
+                    let mut values = ours;
+                    values.insert(":e".to_owned(), serde_dynamo::to_attribute_value(error)?);
+                    self.update(
+                        &request,
+                        "SET #error = :e",
+                        Some("call_id = :call"),
+                        HashMap::from([("#error".to_owned(), "error".to_owned())]),
+                        values,
+                    )?
+                },
+            );
         }
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::internal("outbound request record changed meanwhile"),
@@ -402,17 +417,22 @@ impl Store {
         entry: &DoNotCallRecord,
         actor: &UserRecord,
     ) -> Result<bool> {
-        let items = vec![
-            self.create(&keys::do_not_call(est, &entry.e164), entry)?,
-            self.audit_item(&AuditRecord::new(
-                est,
-                actor,
-                "do_not_call.added",
-                ("phone_number", entry.e164.as_str()),
-                serde_json::Value::Null,
-                json!({ "e164": entry.e164, "reason": entry.reason }),
-            ))?,
-        ];
+        let items = Tx::new()
+            .with(
+                "entry",
+                self.create(&keys::do_not_call(est, &entry.e164), entry)?,
+            )
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    est,
+                    actor,
+                    "do_not_call.added",
+                    ("phone_number", entry.e164.as_str()),
+                    serde_json::Value::Null,
+                    json!({ "e164": entry.e164, "reason": entry.reason }),
+                ))?,
+            );
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(TxError::Conditions(_)) => Ok(false),
@@ -427,22 +447,27 @@ impl Store {
         e164: &E164,
         actor: &UserRecord,
     ) -> Result<bool> {
-        let items = vec![
-            self.delete(
-                &keys::do_not_call(est, e164),
-                "attribute_exists(pk)",
-                HashMap::new(),
-                HashMap::new(),
-            )?,
-            self.audit_item(&AuditRecord::new(
-                est,
-                actor,
-                "do_not_call.removed",
-                ("phone_number", e164.as_str()),
-                json!({ "e164": e164 }),
-                serde_json::Value::Null,
-            ))?,
-        ];
+        let items = Tx::new()
+            .with(
+                "entry",
+                self.delete(
+                    &keys::do_not_call(est, e164),
+                    "attribute_exists(pk)",
+                    HashMap::new(),
+                    HashMap::new(),
+                )?,
+            )
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    est,
+                    actor,
+                    "do_not_call.removed",
+                    ("phone_number", e164.as_str()),
+                    json!({ "e164": e164 }),
+                    serde_json::Value::Null,
+                ))?,
+            );
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(TxError::Conditions(_)) => Ok(false),

@@ -2,7 +2,7 @@
 //! list of establishments a user belongs to.
 
 use super::records::{EstablishmentRecord, MemberRecord, UserRecord};
-use super::{Page, Store, TxError, keys, n, s};
+use super::{Page, Store, Tx, TxError, keys, n, retry, s};
 use crate::domain::{BusinessHours, E164, Locale, Name, Role, TimeZone};
 use crate::error::{Error, Result};
 use crate::ids::EstablishmentId;
@@ -38,11 +38,19 @@ impl Store {
             role: Role::Admin,
             joined_at: est.created_at,
         };
-        let items = vec![
-            self.create(&keys::establishment(&est.id), est)?,
-            self.create(&keys::member(&est.id, &creator.id), &member)?,
-            self.create(&keys::membership(&creator.id, &est.id), &member)?,
-        ];
+        let items = Tx::new()
+            .with(
+                "establishment",
+                self.create(&keys::establishment(&est.id), est)?,
+            )
+            .with(
+                "member",
+                self.create(&keys::member(&est.id, &creator.id), &member)?,
+            )
+            .with(
+                "membership",
+                self.create(&keys::membership(&creator.id, &est.id), &member)?,
+            );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::Conflict("establishment id collision; retry".into()),
             TxError::Other(e) => e,
@@ -110,7 +118,7 @@ impl Store {
         if let Some(v) = &patch.blacklist_e164 {
             set(&["telephony", "blacklist_e164"], attr(v)?);
         }
-        let out = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -119,9 +127,8 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
+            .return_values(ReturnValue::AllNew);
+        let out = retry::on_conflict(|| request.clone().send()).await;
         match out {
             Ok(out) => Self::record(out.attributes.unwrap_or_default()),
             Err(err)

@@ -10,7 +10,7 @@ use super::records::{
     AgentRecord, CallRecord, CallSidRecord, EventRecord, RecordingFile, RuntimeErrorRecord,
     RuntimeRecord, SegmentRecord,
 };
-use super::{Item, Store, TxError, keys, n, s};
+use super::{Item, Store, Tx, TxError, keys, n, s};
 use crate::domain::event::Party;
 use crate::domain::{CallStatus, NumberProvider};
 use crate::error::{Error, Result};
@@ -201,53 +201,55 @@ impl Store {
     /// Writes one event and its effects in one transaction.
     pub async fn write_event(&self, w: &EventWrite) -> Result<Written> {
         let now = w.event.received_at;
-        let mut items = vec![self.create(
-            &keys::call_event(&w.call_id, &w.event.idempotency_key),
-            &w.event,
-        )?];
-        let mut guard_at = None;
+        let mut items = Tx::new().with(
+            "event",
+            self.create(
+                &keys::call_event(&w.call_id, &w.event.idempotency_key),
+                &w.event,
+            )?,
+        );
         if let Some((call, guard)) = &w.create {
             let sid = call
                 .provider_call_sid
                 .as_deref()
                 .ok_or_else(|| Error::internal("a call created by an event has a provider id"))?;
-            items.push(self.create(&keys::call(&call.id), &indexed(call))?);
-            guard_at = Some(items.len());
-            items.push(self.create(&keys::call_sid(call.provider, sid), guard)?);
+            items.add("call", self.create(&keys::call(&call.id), &indexed(call))?);
+            items.add(
+                "call_sid",
+                self.create(&keys::call_sid(call.provider, sid), guard)?,
+            );
         } else if let Some(effect) = &w.effect {
-            items.push(effect.update(self, &w.call_id, now)?);
+            items.add("effect", effect.update(self, &w.call_id, now)?);
         }
-        let mut segment_at = None;
         if let Some(segment) = &w.segment {
-            segment_at = Some(items.len());
-            items.push(self.create(
-                &keys::transcript_segment(&w.call_id, &segment.segment_id),
-                segment,
-            )?);
+            items.add(
+                "segment",
+                self.create(
+                    &keys::transcript_segment(&w.call_id, &segment.segment_id),
+                    segment,
+                )?,
+            );
         }
         if let Some((runtime, error)) = &w.runtime_error {
-            items.push(self.put(
-                &keys::runtime_error(runtime, error.component.as_str()),
-                error,
-                None,
-            )?);
+            items.add(
+                "runtime_error",
+                self.put(
+                    &keys::runtime_error(runtime, error.component.as_str()),
+                    error,
+                    None,
+                )?,
+            );
         }
         match self.transact(items).await {
             Ok(()) => Ok(Written::Stored),
-            Err(TxError::Conditions(failed)) => {
-                let failed_at = |i: Option<usize>| i.is_some_and(|i| failed.contains(&i));
-                if failed.contains(&0) {
-                    Ok(Written::Duplicate)
-                } else if failed_at(guard_at) || (guard_at.is_some() && failed.contains(&1)) {
-                    Ok(Written::CallTaken)
-                } else if failed_at(segment_at) {
-                    Ok(Written::SegmentTaken)
-                } else {
-                    Err(Error::internal(format!(
-                        "event write failed on items {failed:?}"
-                    )))
-                }
+            Err(TxError::Conditions(failed)) if failed.has("event") => Ok(Written::Duplicate),
+            Err(TxError::Conditions(failed)) if failed.any(&["call", "call_sid"]) => {
+                Ok(Written::CallTaken)
             }
+            Err(TxError::Conditions(failed)) if failed.has("segment") => Ok(Written::SegmentTaken),
+            Err(TxError::Conditions(failed)) => Err(Error::internal(format!(
+                "event write failed on items {failed:?}"
+            ))),
             Err(TxError::Other(e)) => Err(e),
         }
     }

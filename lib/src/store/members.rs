@@ -5,7 +5,7 @@
 use super::records::{
     AuditRecord, InviteRecord, InviteTokenRecord, LoginRecord, MemberRecord, UserRecord,
 };
-use super::{Item, Page, Store, TxError, keys, n, s};
+use super::{Item, Page, Store, Tx, TxError, keys, n, s};
 use crate::domain::{Email, Role};
 use crate::error::{Error, Result};
 use crate::ids::{EstablishmentId, UserId};
@@ -51,11 +51,11 @@ pub enum AcceptError {
     Other(Error),
 }
 
-/// Maps the failure of a role-change or removal transaction, whose items are the member, its
-/// mirror and (third) the establishment's `admin_count`.
+/// Maps the failure of a role-change or removal transaction: the member, its mirror, the
+/// establishment's `admin_count` (which refuses to reach zero admins) and the audit entry.
 fn membership_tx_error(e: TxError) -> Error {
     match e {
-        TxError::Conditions(failed) if failed.contains(&2) => {
+        TxError::Conditions(failed) if failed.has("admin_count") => {
             Error::Conflict("an establishment must keep at least one admin".into())
         }
         TxError::Conditions(_) => {
@@ -86,10 +86,10 @@ impl Store {
         if let Some(put) = guard.put.as_mut() {
             put.expression_attribute_values = Some(HashMap::from([(":now".to_owned(), n(now))]));
         }
-        let items = vec![
-            guard,
+        let items = Tx::new().with("invite", guard).with(
+            "token",
             self.create(&keys::invite_token(&invite.token_hash), token)?,
-        ];
+        );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::Conflict(format!(
                 "{} already has a pending invitation to this establishment",
@@ -131,54 +131,63 @@ impl Store {
         account: Option<&NewAccount>,
     ) -> Result<(), AcceptError> {
         let est = &token.establishment_id;
-        let mut items = vec![
-            self.delete(
-                &keys::invite_token(token_hash),
-                "attribute_exists(pk)",
-                HashMap::new(),
-                Item::new(),
-            )
-            .map_err(AcceptError::Other)?,
-            self.delete(
-                &keys::invite(est, &token.email),
-                "invitation_id = :inv",
-                HashMap::new(),
-                HashMap::from([(":inv".to_owned(), s(token.invitation_id.as_str()))]),
-            )
-            .map_err(AcceptError::Other)?,
-            self.create(&keys::member(est, &member.user_id), member)
+        let mut items = Tx::new()
+            .with(
+                "token",
+                self.delete(
+                    &keys::invite_token(token_hash),
+                    "attribute_exists(pk)",
+                    HashMap::new(),
+                    Item::new(),
+                )
                 .map_err(AcceptError::Other)?,
-            self.create(&keys::membership(&member.user_id, est), member)
+            )
+            .with(
+                "invite",
+                self.delete(
+                    &keys::invite(est, &token.email),
+                    "invitation_id = :inv",
+                    HashMap::new(),
+                    HashMap::from([(":inv".to_owned(), s(token.invitation_id.as_str()))]),
+                )
                 .map_err(AcceptError::Other)?,
-        ];
-        let email_index = items.len();
+            )
+            .with(
+                "member",
+                self.create(&keys::member(est, &member.user_id), member)
+                    .map_err(AcceptError::Other)?,
+            )
+            .with(
+                "membership",
+                self.create(&keys::membership(&member.user_id, est), member)
+                    .map_err(AcceptError::Other)?,
+            );
         if let Some(account) = account {
-            items.push(
+            items.add(
+                "email",
                 self.create(&keys::email(&account.user.email), &account.login)
                     .map_err(AcceptError::Other)?,
             );
-            items.push(
+            items.add(
+                "user",
                 self.create(&keys::user(&account.user.id), &account.user)
                     .map_err(AcceptError::Other)?,
             );
         }
         let admin_delta = i64::from(member.role == Role::Admin);
-        items.push(
+        items.add(
+            "admin_count",
             self.admin_count_change(est, admin_delta)
                 .map_err(AcceptError::Other)?,
         );
 
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TxError::Conditions(failed)) if failed.contains(&0) || failed.contains(&1) => {
+            Err(TxError::Conditions(failed)) if failed.any(&["token", "invite"]) => {
                 Err(AcceptError::Other(invalid_token()))
             }
-            Err(TxError::Conditions(failed))
-                if account.is_some() && failed.contains(&email_index) =>
-            {
-                Err(AcceptError::EmailTaken)
-            }
-            Err(TxError::Conditions(failed)) if failed.contains(&2) => Err(AcceptError::Other(
+            Err(TxError::Conditions(failed)) if failed.has("email") => Err(AcceptError::EmailTaken),
+            Err(TxError::Conditions(failed)) if failed.has("member") => Err(AcceptError::Other(
                 Error::Conflict("you are already a member of this establishment".into()),
             )),
             Err(TxError::Conditions(_)) => {
@@ -264,31 +273,39 @@ impl Store {
             (":new".to_owned(), s(role.as_str())),
             (":old".to_owned(), s(member.role.as_str())),
         ]);
-        let items = vec![
-            self.update(
-                &keys::member(est, user),
-                "SET #role = :new",
-                Some("#role = :old"),
-                names.clone(),
-                values.clone(),
-            )?,
-            self.update(
-                &keys::membership(user, est),
-                "SET #role = :new",
-                Some("#role = :old"),
-                names,
-                values,
-            )?,
-            self.admin_count_change(est, delta)?,
-            self.audit_item(&AuditRecord::new(
-                est,
-                actor,
-                "member.role_changed",
-                ("user", user.as_str()),
-                json!({ "role": member.role }),
-                json!({ "role": role }),
-            ))?,
-        ];
+        let items = Tx::new()
+            .with(
+                "member",
+                self.update(
+                    &keys::member(est, user),
+                    "SET #role = :new",
+                    Some("#role = :old"),
+                    names.clone(),
+                    values.clone(),
+                )?,
+            )
+            .with(
+                "membership",
+                self.update(
+                    &keys::membership(user, est),
+                    "SET #role = :new",
+                    Some("#role = :old"),
+                    names,
+                    values,
+                )?,
+            )
+            .with("admin_count", self.admin_count_change(est, delta)?)
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    est,
+                    actor,
+                    "member.role_changed",
+                    ("user", user.as_str()),
+                    json!({ "role": member.role }),
+                    json!({ "role": role }),
+                ))?,
+            );
         self.transact(items).await.map_err(membership_tx_error)?;
         member.role = role;
         Ok(member)
@@ -308,24 +325,35 @@ impl Store {
         let names = HashMap::from([("#role".to_owned(), "role".to_owned())]);
         let values = HashMap::from([(":role".to_owned(), s(member.role.as_str()))]);
         let condition = "attribute_exists(pk) AND #role = :role";
-        let items = vec![
-            self.delete(
-                &keys::member(est, user),
-                condition,
-                names.clone(),
-                values.clone(),
-            )?,
-            self.delete(&keys::membership(user, est), condition, names, values)?,
-            self.admin_count_change(est, -i64::from(member.role == Role::Admin))?,
-            self.audit_item(&AuditRecord::new(
-                est,
-                actor,
-                "member.removed",
-                ("user", user.as_str()),
-                json!({ "email": member.email, "role": member.role }),
-                serde_json::Value::Null,
-            ))?,
-        ];
+        let items = Tx::new()
+            .with(
+                "member",
+                self.delete(
+                    &keys::member(est, user),
+                    condition,
+                    names.clone(),
+                    values.clone(),
+                )?,
+            )
+            .with(
+                "membership",
+                self.delete(&keys::membership(user, est), condition, names, values)?,
+            )
+            .with(
+                "admin_count",
+                self.admin_count_change(est, -i64::from(member.role == Role::Admin))?,
+            )
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    est,
+                    actor,
+                    "member.removed",
+                    ("user", user.as_str()),
+                    json!({ "email": member.email, "role": member.role }),
+                    serde_json::Value::Null,
+                ))?,
+            );
         self.transact(items).await.map_err(membership_tx_error)
     }
 
@@ -371,20 +399,25 @@ impl Store {
 impl Store {
     /// Removes a pending invitation and its token (used when its mail could not be sent).
     pub async fn withdraw_invitation(&self, invite: &InviteRecord) -> Result<()> {
-        let items = vec![
-            self.delete(
-                &keys::invite(&invite.establishment_id, &invite.email),
-                "attribute_exists(pk)",
-                HashMap::new(),
-                Item::new(),
-            )?,
-            self.delete(
-                &keys::invite_token(&invite.token_hash),
-                "attribute_exists(pk)",
-                HashMap::new(),
-                Item::new(),
-            )?,
-        ];
+        let items = Tx::new()
+            .with(
+                "invite",
+                self.delete(
+                    &keys::invite(&invite.establishment_id, &invite.email),
+                    "attribute_exists(pk)",
+                    HashMap::new(),
+                    Item::new(),
+                )?,
+            )
+            .with(
+                "token",
+                self.delete(
+                    &keys::invite_token(&invite.token_hash),
+                    "attribute_exists(pk)",
+                    HashMap::new(),
+                    Item::new(),
+                )?,
+            );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::Conflict("the invitation changed meanwhile".into()),
             TxError::Other(e) => e,

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod members;
 mod phones;
 pub mod records;
+mod retry;
 mod runtimes;
 mod users;
 
@@ -68,11 +69,59 @@ pub struct Store {
     cursors: CursorCodec,
 }
 
+/// The items of one `TransactWriteItems`, each with a name the caller decodes failures by
+/// (`"guard"`, `"member"`, …): inserting an item never changes what a failed condition means.
+#[derive(Debug, Default)]
+pub(crate) struct Tx {
+    names: Vec<&'static str>,
+    items: Vec<TransactWriteItem>,
+}
+
+impl Tx {
+    /// An empty transaction.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same transaction with `item`, named `name`, appended.
+    pub(crate) fn with(mut self, name: &'static str, item: TransactWriteItem) -> Self {
+        self.add(name, item);
+        self
+    }
+
+    /// Appends `item`, named `name`.
+    pub(crate) fn add(&mut self, name: &'static str, item: TransactWriteItem) {
+        self.names.push(name);
+        self.items.push(item);
+    }
+}
+
+/// The names of the items whose condition failed.
+#[derive(Debug)]
+pub(crate) struct Failed(Vec<&'static str>);
+
+impl Failed {
+    /// Whether the item named `name` failed its condition.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.contains(&name)
+    }
+
+    /// Whether the item named `name` is the only one that failed its condition.
+    pub(crate) fn only(&self, name: &str) -> bool {
+        self.0 == [name]
+    }
+
+    /// Whether any of the items named in `names` failed its condition.
+    pub(crate) fn any(&self, names: &[&str]) -> bool {
+        names.iter().any(|n| self.has(n))
+    }
+}
+
 /// Why a transaction did not apply.
 #[derive(Debug)]
 pub(crate) enum TxError {
-    /// The condition of these items (by position) failed.
-    Conditions(Vec<usize>),
+    /// The condition of these items failed.
+    Conditions(Failed),
     /// Anything else.
     Other(Error),
 }
@@ -247,40 +296,59 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Applies all items atomically, in one round trip.
-    pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancel)) => {
-                    let reasons = cancel.cancellation_reasons();
-                    let failed: Vec<usize> = reasons
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                        .map(|(i, _)| i)
-                        .collect();
-                    if !failed.is_empty() {
-                        return Err(TxError::Conditions(failed));
-                    }
-                    if reasons
-                        .iter()
-                        .any(|r| r.code() == Some("TransactionConflict"))
-                    {
-                        return Err(TxError::Other(Error::Conflict(
-                            "another change to the same records was in progress; retry".into(),
-                        )));
-                    }
-                    Err(TxError::Other(Error::internal(err)))
-                }
-                _ => Err(TxError::Other(Error::internal(err))),
-            },
+    /// Applies all items atomically, in one round trip when nothing contends. A cancellation
+    /// that is not a failed condition (`TransactionConflict` with another writer, throttling of
+    /// an item) applied nothing and is retried with jittered back-off, with the same
+    /// `ClientRequestToken`, so that a retry after a lost answer cannot apply twice; throttling
+    /// and 5xx are retried by the SDK (see `aws::retry_config`).
+    pub(crate) async fn transact(&self, tx: Tx) -> Result<(), TxError> {
+        let token = ulid::Ulid::new().to_string();
+        let mut backoff = retry::Backoff::new();
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(tx.items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(()),
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+                err.as_service_error()
+            else {
+                return Err(TxError::Other(Error::internal(err)));
+            };
+            let reasons = cancel.cancellation_reasons();
+            let failed: Vec<&'static str> = reasons
+                .iter()
+                .zip(&tx.names)
+                .filter(|(r, _)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(_, name)| *name)
+                .collect();
+            if !failed.is_empty() {
+                return Err(TxError::Conditions(Failed(failed)));
+            }
+            let transient = reasons.iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some(
+                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
+                    )
+                )
+            });
+            if !transient {
+                return Err(TxError::Other(Error::internal(err)));
+            }
+            backoff
+                .wait_or(|| {
+                    Error::Unavailable(
+                        "the records are being changed by other requests; retry shortly".into(),
+                    )
+                })
+                .await?;
         }
     }
 
@@ -386,7 +454,7 @@ impl Store {
         names: HashMap<String, String>,
         values: Item,
     ) -> Result<bool> {
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -394,10 +462,8 @@ impl Store {
             .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .send()
-            .await;
-        match result {
+            .set_expression_attribute_values((!values.is_empty()).then_some(values));
+        match retry::on_conflict(|| request.clone().send()).await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
@@ -415,18 +481,18 @@ impl Store {
         key: &Key,
         record: &impl Serialize,
         condition: &str,
+        names: HashMap<String, String>,
         values: Item,
     ) -> Result<bool> {
-        let result = self
+        let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::item(key, record)?))
             .condition_expression(condition)
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
-            .send()
-            .await;
-        match result {
+            .set_expression_attribute_names((!names.is_empty()).then_some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values));
+        match retry::on_conflict(|| request.clone().send()).await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()

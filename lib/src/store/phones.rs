@@ -4,7 +4,7 @@
 //! transactions here and in `agents` keep that copy right.
 
 use super::records::{AgentRecord, AuditRecord, PhoneIdRecord, PhoneRecord, UserRecord};
-use super::{Item, ListQuery, Page, Store, TxError, keys, n, s};
+use super::{Item, ListQuery, Page, Store, Tx, TxError, keys, n, s};
 use crate::domain::{AgentStatus, E164, NumberProvider};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, AgentVersionId, EstablishmentId, PhoneNumberId};
@@ -68,28 +68,33 @@ impl Store {
         agent: &AgentRecord,
         actor: &UserRecord,
     ) -> Result<(), RoutingError> {
-        let items = vec![
-            self.create(&keys::phone(&phone.e164), phone)?,
-            self.create(
-                &keys::phone_id(&phone.id),
-                &PhoneIdRecord {
-                    e164: phone.e164.clone(),
-                    establishment_id: phone.establishment_id.clone(),
-                },
-            )?,
-            self.attach_number(agent, phone)?,
-            self.audit_item(&AuditRecord::new(
-                &phone.establishment_id,
-                actor,
-                "phone_number.created",
-                ("phone_number", phone.id.as_str()),
-                serde_json::Value::Null,
-                routing_json(phone),
-            ))?,
-        ];
+        let items = Tx::new()
+            .with("phone", self.create(&keys::phone(&phone.e164), phone)?)
+            .with(
+                "phone_id",
+                self.create(
+                    &keys::phone_id(&phone.id),
+                    &PhoneIdRecord {
+                        e164: phone.e164.clone(),
+                        establishment_id: phone.establishment_id.clone(),
+                    },
+                )?,
+            )
+            .with("agent", self.attach_number(agent, phone)?)
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    &phone.establishment_id,
+                    actor,
+                    "phone_number.created",
+                    ("phone_number", phone.id.as_str()),
+                    serde_json::Value::Null,
+                    routing_json(phone),
+                ))?,
+            );
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TxError::Conditions(failed)) if failed.contains(&0) || failed.contains(&1) => {
+            Err(TxError::Conditions(failed)) if failed.any(&["phone", "phone_id"]) => {
                 Err(RoutingError::Other(Error::conflict_on(
                     "e164",
                     format!("{} is already registered", phone.e164),
@@ -138,14 +143,14 @@ impl Store {
         actor: &UserRecord,
     ) -> Result<(), RoutingError> {
         let now = Timestamp::now();
-        let mut items = Vec::new();
+        let mut items = Tx::new();
         match agents {
             Some((from, to)) => {
                 let version = new
                     .active_version_id
                     .as_ref()
                     .map_or(AttributeValue::Null(true), |v| s(v.as_str()));
-                items.push(self.update(
+                items.add("phone", self.update(
                     &keys::phone(&old.e164),
                     "SET routing_agent_id = :to, active_version_id = :v, enabled = :en, updated_at = :now",
                     Some("routing_agent_id = :from"),
@@ -158,29 +163,35 @@ impl Store {
                         (":now".to_owned(), s(now.to_string())),
                     ]),
                 )?);
-                items.push(self.detach_number(&from.id, &old.e164)?);
-                items.push(self.attach_number(to, new)?);
+                items.add("from_agent", self.detach_number(&from.id, &old.e164)?);
+                items.add("to_agent", self.attach_number(to, new)?);
             }
-            None => items.push(self.update(
-                &keys::phone(&old.e164),
-                "SET enabled = :en, updated_at = :now",
-                Some("routing_agent_id = :agent"),
-                HashMap::new(),
-                HashMap::from([
-                    (":en".to_owned(), AttributeValue::Bool(new.enabled)),
-                    (":agent".to_owned(), s(old.routing_agent_id.as_str())),
-                    (":now".to_owned(), s(now.to_string())),
-                ]),
-            )?),
+            None => items.add(
+                "phone",
+                self.update(
+                    &keys::phone(&old.e164),
+                    "SET enabled = :en, updated_at = :now",
+                    Some("routing_agent_id = :agent"),
+                    HashMap::new(),
+                    HashMap::from([
+                        (":en".to_owned(), AttributeValue::Bool(new.enabled)),
+                        (":agent".to_owned(), s(old.routing_agent_id.as_str())),
+                        (":now".to_owned(), s(now.to_string())),
+                    ]),
+                )?,
+            ),
         }
-        items.push(self.audit_item(&AuditRecord::new(
-            &old.establishment_id,
-            actor,
-            "phone_number.routing_changed",
-            ("phone_number", old.id.as_str()),
-            routing_json(old),
-            routing_json(new),
-        ))?);
+        items.add(
+            "audit",
+            self.audit_item(&AuditRecord::new(
+                &old.establishment_id,
+                actor,
+                "phone_number.routing_changed",
+                ("phone_number", old.id.as_str()),
+                routing_json(old),
+                routing_json(new),
+            ))?,
+        );
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(TxError::Conditions(_)) => Err(RoutingError::AgentChanged),
@@ -191,29 +202,40 @@ impl Store {
     /// Deletes a number, its id pointer and its place in the agent's number map.
     pub async fn delete_phone(&self, phone: &PhoneRecord, actor: &UserRecord) -> Result<()> {
         let agent = HashMap::from([(":agent".to_owned(), s(phone.routing_agent_id.as_str()))]);
-        let items = vec![
-            self.delete(
-                &keys::phone(&phone.e164),
-                "routing_agent_id = :agent",
-                HashMap::new(),
-                agent,
-            )?,
-            self.delete(
-                &keys::phone_id(&phone.id),
-                "attribute_exists(pk)",
-                HashMap::new(),
-                Item::new(),
-            )?,
-            self.detach_number(&phone.routing_agent_id, &phone.e164)?,
-            self.audit_item(&AuditRecord::new(
-                &phone.establishment_id,
-                actor,
-                "phone_number.deleted",
-                ("phone_number", phone.id.as_str()),
-                routing_json(phone),
-                serde_json::Value::Null,
-            ))?,
-        ];
+        let items = Tx::new()
+            .with(
+                "phone",
+                self.delete(
+                    &keys::phone(&phone.e164),
+                    "routing_agent_id = :agent",
+                    HashMap::new(),
+                    agent,
+                )?,
+            )
+            .with(
+                "phone_id",
+                self.delete(
+                    &keys::phone_id(&phone.id),
+                    "attribute_exists(pk)",
+                    HashMap::new(),
+                    Item::new(),
+                )?,
+            )
+            .with(
+                "agent",
+                self.detach_number(&phone.routing_agent_id, &phone.e164)?,
+            )
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    &phone.establishment_id,
+                    actor,
+                    "phone_number.deleted",
+                    ("phone_number", phone.id.as_str()),
+                    routing_json(phone),
+                    serde_json::Value::Null,
+                ))?,
+            );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => {
                 Error::Conflict("this number changed meanwhile; reload and retry".into())

@@ -7,7 +7,7 @@ use super::records::{
     AuditRecord, CommandRecord, CommandStatus, EstablishmentRuntimeRecord, HostPortRecord,
     HostRecord, RuntimeRecord, UserRecord,
 };
-use super::{Store, TxError, keys, n, s};
+use super::{Store, Tx, TxError, keys, n, retry, s};
 use crate::domain::RuntimeStatus;
 use crate::error::{Error, Result};
 use crate::hostapi::{CommandOutcome, CommandResult, RuntimeHealth};
@@ -31,7 +31,8 @@ pub enum ProvisionError {
 impl Store {
     /// Registers a host, or updates its queue, address, port range and token.
     pub async fn register_host(&self, host: &HostRecord) -> Result<()> {
-        self.client
+        let request = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(keys::host(&host.host_id).attrs()))
@@ -51,9 +52,8 @@ impl Store {
                 (":g1".to_owned(), s(keys::HOSTS_INDEX)),
                 (":zero".to_owned(), n(0)),
                 (":now".to_owned(), s(host.created_at.to_string())),
-            ])))
-            .send()
-            .await?;
+            ])));
+        retry::on_conflict(|| request.clone().send()).await?;
         Ok(())
     }
 
@@ -90,9 +90,9 @@ impl Store {
         command: &CommandRecord,
         actor: &UserRecord,
     ) -> Result<(), ProvisionError> {
-        let build = || -> Result<Vec<_>> {
-            Ok(vec![
-                self.create(
+        let build = || -> Result<Tx> {
+            Ok(Tx::new()
+                .with("establishment_runtime", self.create(
                     &keys::establishment_runtime(&runtime.establishment_id),
                     &EstablishmentRuntimeRecord {
                         runtime_id: runtime.id.clone(),
@@ -100,38 +100,37 @@ impl Store {
                         status: runtime.status,
                         health: None,
                     },
-                )?,
-                self.create(&keys::runtime(&runtime.id), runtime)?,
-                self.create(
+                )?)
+                .with("runtime", self.create(&keys::runtime(&runtime.id), runtime)?)
+                .with("host_port", self.create(
                     &keys::host_port(&runtime.host_id, runtime.host_port),
                     &HostPortRecord {
                         runtime_id: runtime.id.clone(),
                     },
-                )?,
-                self.update(
+                )?)
+                .with("host", self.update(
                     &keys::host(&runtime.host_id),
                     "ADD runtime_count :one",
                     None,
                     HashMap::new(),
                     HashMap::from([(":one".to_owned(), n(1))]),
-                )?,
-                self.create(&keys::command(&runtime.id, &command.id), command)?,
-                self.audit_item(&AuditRecord::new(
+                )?)
+                .with("command", self.create(&keys::command(&runtime.id, &command.id), command)?)
+                .with("audit", self.audit_item(&AuditRecord::new(
                     &runtime.establishment_id,
                     actor,
                     "runtime.provisioned",
                     ("runtime", runtime.id.as_str()),
                     serde_json::Value::Null,
                     json!({ "image": runtime.image, "host_id": runtime.host_id, "host_port": runtime.host_port }),
-                ))?,
-            ])
+                ))?))
         };
         match self.transact(build().map_err(ProvisionError::Other)?).await {
             Ok(()) => Ok(()),
-            Err(TxError::Conditions(failed)) if failed.contains(&0) => {
+            Err(TxError::Conditions(failed)) if failed.has("establishment_runtime") => {
                 Err(ProvisionError::AlreadyProvisioned)
             }
-            Err(TxError::Conditions(failed)) if failed.contains(&2) => {
+            Err(TxError::Conditions(failed)) if failed.has("host_port") => {
                 Err(ProvisionError::PortTaken)
             }
             Err(TxError::Conditions(_)) => Err(ProvisionError::Other(Error::Unavailable(
@@ -171,38 +170,46 @@ impl Store {
         actor: &UserRecord,
     ) -> Result<bool> {
         let desired = command.action.desired();
-        let items = vec![
-            self.update(
-                &keys::runtime(&runtime.id),
-                "SET #status = :status, desired = :desired, last_command_id = :cmd, \
+        let items = Tx::new()
+            .with(
+                "runtime",
+                self.update(
+                    &keys::runtime(&runtime.id),
+                    "SET #status = :status, desired = :desired, last_command_id = :cmd, \
                  last_action = :action, updated_at = :now, last_error = :null ADD revision :one",
-                Some("revision = :rev"),
-                HashMap::from([("#status".to_owned(), "status".to_owned())]),
-                HashMap::from([
-                    (":status".to_owned(), s(status.as_str())),
-                    (
-                        ":desired".to_owned(),
-                        serde_dynamo::to_attribute_value(desired)?,
-                    ),
-                    (":cmd".to_owned(), s(command.id.as_str())),
-                    (":action".to_owned(), s(command.action.as_str())),
-                    (":now".to_owned(), s(command.created_at.to_string())),
-                    (":null".to_owned(), AttributeValue::Null(true)),
-                    (":one".to_owned(), n(1)),
-                    (":rev".to_owned(), n(runtime.revision)),
-                ]),
-            )?,
-            self.routing_status(runtime, status)?,
-            self.create(&keys::command(&runtime.id, &command.id), command)?,
-            self.audit_item(&AuditRecord::new(
-                &runtime.establishment_id,
-                actor,
-                &format!("runtime.{}", command.action.as_str()),
-                ("runtime", runtime.id.as_str()),
-                json!({ "status": runtime.status, "desired": runtime.desired }),
-                json!({ "status": status, "desired": desired, "command_id": command.id }),
-            ))?,
-        ];
+                    Some("revision = :rev"),
+                    HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                    HashMap::from([
+                        (":status".to_owned(), s(status.as_str())),
+                        (
+                            ":desired".to_owned(),
+                            serde_dynamo::to_attribute_value(desired)?,
+                        ),
+                        (":cmd".to_owned(), s(command.id.as_str())),
+                        (":action".to_owned(), s(command.action.as_str())),
+                        (":now".to_owned(), s(command.created_at.to_string())),
+                        (":null".to_owned(), AttributeValue::Null(true)),
+                        (":one".to_owned(), n(1)),
+                        (":rev".to_owned(), n(runtime.revision)),
+                    ]),
+                )?,
+            )
+            .with("routing", self.routing_status(runtime, status)?)
+            .with(
+                "command",
+                self.create(&keys::command(&runtime.id, &command.id), command)?,
+            )
+            .with(
+                "audit",
+                self.audit_item(&AuditRecord::new(
+                    &runtime.establishment_id,
+                    actor,
+                    &format!("runtime.{}", command.action.as_str()),
+                    ("runtime", runtime.id.as_str()),
+                    json!({ "status": runtime.status, "desired": runtime.desired }),
+                    json!({ "status": status, "desired": desired, "command_id": command.id }),
+                ))?,
+            );
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(TxError::Conditions(_)) => Ok(false),
@@ -278,10 +285,10 @@ impl Store {
             .map_or(AttributeValue::Null(true), |e| s(truncate(e, 2000)));
         let settles = result.outcome != CommandOutcome::Failed || result.final_attempt;
         let status = HashMap::from([("#status".to_owned(), "status".to_owned())]);
-        let mut items = Vec::new();
+        let mut items = Tx::new();
         if settles {
             let settled: CommandStatus = result.outcome.into();
-            items.push(self.update(
+            items.add("command", self.update(
                 &keys::command(&runtime.id, &command.id),
                 "SET #status = :settled, #error = :error, attempts = :attempt, completed_at = :now",
                 Some("#status = :pending"),
@@ -301,60 +308,60 @@ impl Store {
                 ]),
             )?);
         } else {
-            items.push(self.update(
-                &keys::command(&runtime.id, &command.id),
-                "SET #error = :error, attempts = :attempt",
-                Some("#status = :pending"),
-                HashMap::from([
-                    ("#status".to_owned(), "status".to_owned()),
-                    ("#error".to_owned(), "error".to_owned()),
-                ]),
-                HashMap::from([
-                    (":error".to_owned(), error.clone()),
-                    (":attempt".to_owned(), n(result.attempt)),
-                    (":pending".to_owned(), s("pending")),
-                ]),
-            )?);
+            items.add(
+                "command",
+                self.update(
+                    &keys::command(&runtime.id, &command.id),
+                    "SET #error = :error, attempts = :attempt",
+                    Some("#status = :pending"),
+                    HashMap::from([
+                        ("#status".to_owned(), "status".to_owned()),
+                        ("#error".to_owned(), "error".to_owned()),
+                    ]),
+                    HashMap::from([
+                        (":error".to_owned(), error.clone()),
+                        (":attempt".to_owned(), n(result.attempt)),
+                        (":pending".to_owned(), s("pending")),
+                    ]),
+                )?,
+            );
         }
         let newest = runtime.last_command_id == command.id;
         if newest && result.outcome != CommandOutcome::Superseded {
-            let (expr, new_status) = match (result.outcome, settles) {
-                (CommandOutcome::Succeeded, _) => (
-                    "SET #status = :status, last_error = :null, updated_at = :now",
-                    runtime.desired.settled(),
-                ),
-                (_, true) => (
-                    "SET #status = :status, last_error = :error, updated_at = :now",
-                    RuntimeStatus::Failed,
-                ),
-                (_, false) => (
-                    "SET #status = :status, last_error = :error, updated_at = :now",
-                    runtime.status,
-                ),
+            // A success clears the runtime's last error; a failure records it.
+            let (last_error, new_status) = match (result.outcome, settles) {
+                (CommandOutcome::Succeeded, _) => {
+                    (AttributeValue::Null(true), runtime.desired.settled())
+                }
+                (_, true) => (error, RuntimeStatus::Failed),
+                (_, false) => (error, runtime.status),
             };
+            let expr = "SET #status = :status, last_error = :last_error, updated_at = :now";
             let removed = new_status == RuntimeStatus::Removed;
             let expr = if removed {
                 format!("{expr} REMOVE gsi1pk, gsi1sk")
             } else {
                 expr.to_owned()
             };
-            items.push(self.update(
-                &keys::runtime(&runtime.id),
-                &expr,
-                Some("last_command_id = :cmd"),
-                status,
-                HashMap::from([
-                    (":status".to_owned(), s(new_status.as_str())),
-                    (":null".to_owned(), AttributeValue::Null(true)),
-                    (":error".to_owned(), error),
-                    (":now".to_owned(), s(now.to_string())),
-                    (":cmd".to_owned(), s(command.id.as_str())),
-                ]),
-            )?);
+            items.add(
+                "runtime",
+                self.update(
+                    &keys::runtime(&runtime.id),
+                    &expr,
+                    Some("last_command_id = :cmd"),
+                    status,
+                    HashMap::from([
+                        (":status".to_owned(), s(new_status.as_str())),
+                        (":last_error".to_owned(), last_error),
+                        (":now".to_owned(), s(now.to_string())),
+                        (":cmd".to_owned(), s(command.id.as_str())),
+                    ]),
+                )?,
+            );
             if removed {
-                items.extend(self.release(runtime)?);
+                self.release(runtime, &mut items)?;
             } else {
-                items.push(self.routing_status(runtime, new_status)?);
+                items.add("routing", self.routing_status(runtime, new_status)?);
             }
         }
         match self.transact(items).await {
@@ -385,24 +392,28 @@ impl Store {
     }
 
     /// The items that free a removed runtime's establishment slot and host port.
-    fn release(
-        &self,
-        runtime: &RuntimeRecord,
-    ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>> {
+    fn release(&self, runtime: &RuntimeRecord, tx: &mut Tx) -> Result<()> {
         let ours = HashMap::from([(":rt".to_owned(), s(runtime.id.as_str()))]);
-        Ok(vec![
+        tx.add(
+            "establishment_runtime",
             self.delete(
                 &keys::establishment_runtime(&runtime.establishment_id),
                 "runtime_id = :rt",
                 HashMap::new(),
                 ours.clone(),
             )?,
+        );
+        tx.add(
+            "host_port",
             self.delete(
                 &keys::host_port(&runtime.host_id, runtime.host_port),
                 "runtime_id = :rt",
                 HashMap::new(),
                 ours,
             )?,
+        );
+        tx.add(
+            "host",
             self.update(
                 &keys::host(&runtime.host_id),
                 "ADD runtime_count :minus",
@@ -410,7 +421,8 @@ impl Store {
                 HashMap::new(),
                 HashMap::from([(":minus".to_owned(), n(-1))]),
             )?,
-        ])
+        );
+        Ok(())
     }
 
     /// Stores what a host saw of its runtimes, on the runtime and on its establishment's
@@ -419,28 +431,33 @@ impl Store {
     pub async fn record_health(&self, host: &str, reports: &[RuntimeHealth]) -> Result<()> {
         for report in reports {
             let health: AttributeValue = serde_dynamo::to_attribute_value(report)?;
-            let items = vec![
-                self.update(
-                    &keys::runtime(&report.runtime_id),
-                    "SET health = :h",
-                    Some("host_id = :host"),
-                    HashMap::new(),
-                    HashMap::from([
-                        (":h".to_owned(), health.clone()),
-                        (":host".to_owned(), s(host)),
-                    ]),
-                )?,
-                self.update(
-                    &keys::establishment_runtime(&report.establishment_id),
-                    "SET health = :h",
-                    Some("runtime_id = :rt"),
-                    HashMap::new(),
-                    HashMap::from([
-                        (":h".to_owned(), health),
-                        (":rt".to_owned(), s(report.runtime_id.as_str())),
-                    ]),
-                )?,
-            ];
+            let items = Tx::new()
+                .with(
+                    "runtime",
+                    self.update(
+                        &keys::runtime(&report.runtime_id),
+                        "SET health = :h",
+                        Some("host_id = :host"),
+                        HashMap::new(),
+                        HashMap::from([
+                            (":h".to_owned(), health.clone()),
+                            (":host".to_owned(), s(host)),
+                        ]),
+                    )?,
+                )
+                .with(
+                    "establishment_runtime",
+                    self.update(
+                        &keys::establishment_runtime(&report.establishment_id),
+                        "SET health = :h",
+                        Some("runtime_id = :rt"),
+                        HashMap::new(),
+                        HashMap::from([
+                            (":h".to_owned(), health),
+                            (":rt".to_owned(), s(report.runtime_id.as_str())),
+                        ]),
+                    )?,
+                );
             match self.transact(items).await {
                 Ok(()) => {}
                 Err(TxError::Conditions(_)) => {

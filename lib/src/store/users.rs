@@ -2,7 +2,7 @@
 //! and password resets.
 
 use super::records::{LoginRecord, MemberRecord, ResetTokenRecord, RevokedRecord, UserRecord};
-use super::{Item, Store, TxError, keys, n, s};
+use super::{Item, Store, Tx, TxError, keys, n, retry, s};
 use crate::domain::Email;
 use crate::error::{Error, Result};
 use crate::ids::UserId;
@@ -13,10 +13,9 @@ use std::collections::HashMap;
 impl Store {
     /// Creates an account; `409` if the email is taken.
     pub async fn create_user(&self, user: &UserRecord, login: &LoginRecord) -> Result<()> {
-        let items = vec![
-            self.create(&keys::email(&user.email), login)?,
-            self.create(&keys::user(&user.id), user)?,
-        ];
+        let items = Tx::new()
+            .with("email", self.create(&keys::email(&user.email), login)?)
+            .with("user", self.create(&keys::user(&user.id), user)?);
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => {
                 Error::Conflict(format!("an account for {} already exists", user.email))
@@ -68,15 +67,15 @@ impl Store {
 
     /// Revokes an access token until it would have expired anyway.
     pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> Result<()> {
-        self.client
+        let request = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(Self::item(
                 &keys::revoked_token(jti),
                 &RevokedRecord { expires_at },
-            )?))
-            .send()
-            .await?;
+            )?));
+        retry::on_conflict(|| request.clone().send()).await?;
         Ok(())
     }
 
@@ -86,7 +85,10 @@ impl Store {
         token_hash: &str,
         record: &ResetTokenRecord,
     ) -> Result<()> {
-        let items = vec![self.create(&keys::reset_token(token_hash), record)?];
+        let items = Tx::new().with(
+            "token",
+            self.create(&keys::reset_token(token_hash), record)?,
+        );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => Error::internal("reset token collision"),
             TxError::Other(e) => e,
@@ -105,31 +107,39 @@ impl Store {
         if token.expires_at <= now {
             return Err(invalid());
         }
-        let items = vec![
-            self.delete(
-                &keys::reset_token(token_hash),
-                "attribute_exists(pk)",
-                HashMap::new(),
-                Item::new(),
-            )?,
-            self.update(
-                &keys::email(&token.email),
-                "SET password_hash = :h",
-                Some("user_id = :u"),
-                HashMap::new(),
-                HashMap::from([
-                    (":h".to_owned(), s(password_hash)),
-                    (":u".to_owned(), s(token.user_id.as_str())),
-                ]),
-            )?,
-            self.update(
-                &keys::user(&token.user_id),
-                "ADD token_generation :one",
-                None,
-                HashMap::new(),
-                HashMap::from([(":one".to_owned(), n(1))]),
-            )?,
-        ];
+        let items = Tx::new()
+            .with(
+                "token",
+                self.delete(
+                    &keys::reset_token(token_hash),
+                    "attribute_exists(pk)",
+                    HashMap::new(),
+                    Item::new(),
+                )?,
+            )
+            .with(
+                "email",
+                self.update(
+                    &keys::email(&token.email),
+                    "SET password_hash = :h",
+                    Some("user_id = :u"),
+                    HashMap::new(),
+                    HashMap::from([
+                        (":h".to_owned(), s(password_hash)),
+                        (":u".to_owned(), s(token.user_id.as_str())),
+                    ]),
+                )?,
+            )
+            .with(
+                "user",
+                self.update(
+                    &keys::user(&token.user_id),
+                    "ADD token_generation :one",
+                    None,
+                    HashMap::new(),
+                    HashMap::from([(":one".to_owned(), n(1))]),
+                )?,
+            );
         self.transact(items).await.map_err(|e| match e {
             TxError::Conditions(_) => invalid(),
             TxError::Other(e) => e,
