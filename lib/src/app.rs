@@ -3,7 +3,7 @@
 
 use crate::auth::JwtKeys;
 use crate::blobs::Blobs;
-use crate::config::{Config, ConfigError, MailTransport};
+use crate::config::{Config, ConfigError, MailTransport, Secret};
 use crate::domain::NumberProvider;
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
@@ -36,10 +36,10 @@ pub struct Telephony {
     /// The public base URL Twilio calls (no trailing `/`).
     pub public_url: String,
     /// Twilio's auth token, for webhook signatures.
-    pub auth_token: String,
+    pub auth_token: Secret,
     /// `WHATSAPP_VERIFY_TOKEN`, `WHATSAPP_APP_SECRET`.
-    pub whatsapp_verify_token: Option<String>,
-    pub whatsapp_app_secret: Option<String>,
+    pub whatsapp_verify_token: Option<Secret>,
+    pub whatsapp_app_secret: Option<Secret>,
     /// The Twilio adapter.
     pub twilio: Arc<dyn TelephonyPort>,
 }
@@ -116,6 +116,7 @@ impl App {
                 &t.auth_token,
                 RetryPolicy {
                     base: std::time::Duration::from_millis(t.retry_base_ms),
+                    timeout: std::time::Duration::from_millis(t.timeout_ms),
                     ..RetryPolicy::default()
                 },
             )) as Arc<dyn TelephonyPort>,
@@ -123,9 +124,17 @@ impl App {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         Self {
             telephony,
-            store: Store::new(dynamo, &config.table_name, &config.jwt_secret),
+            store: Store::new(
+                dynamo,
+                &config.table_name,
+                config.jwt_secret.expose().as_bytes(),
+            ),
             jwt: JwtKeys::new(
-                &config.jwt_secret,
+                config.jwt_secret.expose().as_bytes(),
+                config
+                    .jwt_secret_previous
+                    .as_ref()
+                    .map(|s| s.expose().as_bytes()),
                 &config.jwt_issuer,
                 config.token_ttl_secs,
             ),

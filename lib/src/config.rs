@@ -13,14 +13,22 @@ pub enum MailTransport {
 }
 
 /// Everything a function needs to know about its environment.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Config {
     /// The DynamoDB table holding all records (`TABLE_NAME`).
     pub table_name: String,
     /// The S3 bucket for big objects and the local mail outbox (`BUCKET_NAME`).
     pub bucket_name: String,
     /// HS256 signing key for access tokens and cursors (`JWT_SECRET`, at least 32 bytes).
-    pub jwt_secret: Vec<u8>,
+    pub jwt_secret: Secret,
+    /// The key access tokens were signed with before the last rotation
+    /// (`JWT_SECRET_PREVIOUS`): still accepted, never used to sign. Keep it set for one token
+    /// lifetime (`TOKEN_TTL_SECONDS`) after changing `JWT_SECRET`, then remove it.
+    pub jwt_secret_previous: Option<Secret>,
+    /// Derives each runtime's ingest token (`INGEST_TOKEN_SECRET`, at least 32 bytes), apart
+    /// from `JWT_SECRET` so that rotating the user-token key leaves runtimes working. When
+    /// unset, `JWT_SECRET` is used (the tokens deployments issued before it existed).
+    pub ingest_token_secret: Secret,
     /// `iss` claim written and required on tokens (`JWT_ISSUER`, default `callplane`).
     pub jwt_issuer: String,
     /// Access-token lifetime in seconds (`TOKEN_TTL_SECONDS`, default 3600).
@@ -43,7 +51,7 @@ pub struct Config {
 }
 
 /// What the calls and webhook functions need to talk to Twilio and to be called by it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TelephonyConfig {
     /// The public base URL Twilio calls (`CALLPLANE_PUBLIC_URL`): webhook signatures are
     /// checked against it and callback URLs given to Twilio start with it.
@@ -51,52 +59,40 @@ pub struct TelephonyConfig {
     /// `TWILIO_ACCOUNT_SID`.
     pub account_sid: String,
     /// `TWILIO_AUTH_TOKEN`: signs webhooks and authenticates REST calls.
-    pub auth_token: String,
+    pub auth_token: Secret,
     /// `TWILIO_API_BASE`, default `https://api.twilio.com`.
     pub api_base: String,
     /// First back-off of rate-limited REST calls (`TWILIO_RETRY_BASE_MS`, default 250).
     pub retry_base_ms: u64,
+    /// How long a REST call may take before its answer counts as lost
+    /// (`TWILIO_TIMEOUT_MS`, default 10000).
+    pub timeout_ms: u64,
     /// `WHATSAPP_VERIFY_TOKEN`: the token Meta's subscription check must present.
-    pub whatsapp_verify_token: Option<String>,
+    pub whatsapp_verify_token: Option<Secret>,
     /// `WHATSAPP_APP_SECRET`: signs WhatsApp webhook bodies (`X-Hub-Signature-256`).
-    pub whatsapp_app_secret: Option<String>,
+    pub whatsapp_app_secret: Option<Secret>,
 }
 
-impl fmt::Debug for TelephonyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TelephonyConfig")
-            .field("public_url", &self.public_url)
-            .field("account_sid", &self.account_sid)
-            .field("auth_token", &"<redacted>")
-            .field("api_base", &self.api_base)
-            .field("retry_base_ms", &self.retry_base_ms)
-            .field(
-                "whatsapp_verify_token",
-                &self.whatsapp_verify_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field(
-                "whatsapp_app_secret",
-                &self.whatsapp_app_secret.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
+/// A secret value from the environment. Its `Debug` never shows it, so a config, a client or
+/// an error that holds one can be logged whole; `expose` is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that signs or sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
-impl fmt::Debug for Config {
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("table_name", &self.table_name)
-            .field("bucket_name", &self.bucket_name)
-            .field("jwt_secret", &"<redacted>")
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("token_ttl_secs", &self.token_ttl_secs)
-            .field("mail_transport", &self.mail_transport)
-            .field("mail_from", &self.mail_from)
-            .field("app_url", &self.app_url)
-            .field("ingest_url", &self.ingest_url)
-            .field("telephony", &self.telephony)
-            .field("summary_queue_url", &self.summary_queue_url)
-            .finish()
+        f.write_str("<redacted>")
     }
 }
 
@@ -150,13 +146,25 @@ impl Config {
                 .unwrap_or_else(|| default.to_owned())
         };
 
-        let jwt_secret = required("JWT_SECRET")?.into_bytes();
-        if jwt_secret.len() < 32 {
-            return Err(ConfigError {
-                var: "JWT_SECRET",
-                problem: format!("must be at least 32 bytes (got {})", jwt_secret.len()),
-            });
-        }
+        let key = |var: &'static str, raw: String| {
+            if raw.len() < 32 {
+                return Err(ConfigError {
+                    var,
+                    problem: format!("must be at least 32 bytes (got {})", raw.len()),
+                });
+            }
+            Ok(Secret::new(raw))
+        };
+        let jwt_secret = key("JWT_SECRET", required("JWT_SECRET")?)?;
+        let jwt_secret_previous = get("JWT_SECRET_PREVIOUS")
+            .filter(|v| !v.trim().is_empty())
+            .map(|raw| key("JWT_SECRET_PREVIOUS", raw))
+            .transpose()?;
+        let ingest_token_secret = match get("INGEST_TOKEN_SECRET").filter(|v| !v.trim().is_empty())
+        {
+            Some(raw) => key("INGEST_TOKEN_SECRET", raw)?,
+            None => jwt_secret.clone(),
+        };
         let token_ttl_secs = or("TOKEN_TTL_SECONDS", "3600")
             .parse::<i64>()
             .ok()
@@ -206,6 +214,8 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,
             jwt_secret,
+            jwt_secret_previous,
+            ingest_token_secret,
             jwt_issuer: or("JWT_ISSUER", "callplane"),
             token_ttl_secs,
             mail_transport,
@@ -254,17 +264,27 @@ fn telephony(
             var: "TWILIO_RETRY_BASE_MS",
             problem: "must be a whole number of milliseconds from 1 to 10000".into(),
         })?;
+    let timeout_ms = value("TWILIO_TIMEOUT_MS")
+        .unwrap_or_else(|| "10000".into())
+        .parse::<u64>()
+        .ok()
+        .filter(|ms| (100..=60_000).contains(ms))
+        .ok_or(ConfigError {
+            var: "TWILIO_TIMEOUT_MS",
+            problem: "must be a whole number of milliseconds from 100 to 60000".into(),
+        })?;
     Ok(Some(TelephonyConfig {
+        timeout_ms,
         account_sid: need("TWILIO_ACCOUNT_SID")?,
-        auth_token: need("TWILIO_AUTH_TOKEN")?,
+        auth_token: Secret::new(need("TWILIO_AUTH_TOKEN")?),
         public_url: url("CALLPLANE_PUBLIC_URL", need("CALLPLANE_PUBLIC_URL")?)?,
         api_base: url(
             "TWILIO_API_BASE",
             value("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
         )?,
         retry_base_ms,
-        whatsapp_verify_token: value("WHATSAPP_VERIFY_TOKEN"),
-        whatsapp_app_secret: value("WHATSAPP_APP_SECRET"),
+        whatsapp_verify_token: value("WHATSAPP_VERIFY_TOKEN").map(Secret::new),
+        whatsapp_app_secret: value("WHATSAPP_APP_SECRET").map(Secret::new),
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The mail port. In AWS mail goes out through SES; in the local stack it is written to the
-//! bucket under `outbox/` (one JSON file per message) and logged, so a person or a test can
-//! read invitations and reset links.
+//! bucket under `outbox/` (one JSON file per message; the log names the object, never the
+//! text, which holds single-use tokens), so a person or a test can read invitations and reset
+//! links.
 
 use crate::blobs::Blobs;
 use crate::domain::Email;
@@ -12,12 +13,22 @@ use serde::Serialize;
 /// Key prefix of the local outbox.
 pub const OUTBOX_PREFIX: &str = "outbox/";
 
-/// One plain-text message.
-#[derive(Clone, Debug, Serialize)]
+/// One plain-text message. Its text carries single-use links (invitations, password resets):
+/// `Debug` and the logs leave it out.
+#[derive(Clone, Serialize)]
 pub struct Mail {
     pub to: Email,
     pub subject: String,
     pub text: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where mail goes.
@@ -53,7 +64,8 @@ impl Mailer {
                 })
                 .map_err(Error::internal)?;
                 blobs.put(&key, body, "application/json").await?;
-                tracing::info!(to = %mail.to, subject = %mail.subject, outbox_key = %key, text = %mail.text, "mail written to outbox");
+                // The text holds single-use tokens: it stays in the (private) outbox object.
+                tracing::info!(to = %mail.to, subject = %mail.subject, outbox_key = %key, "mail written to outbox");
                 Ok(())
             }
             Mailer::Ses { client, from } => {

@@ -233,6 +233,7 @@ impl Stack {
             "TWILIO_AUTH_TOKEN" => Some(twilio::AUTH_TOKEN.into()),
             "TWILIO_API_BASE" => Some(twilio_base.clone()),
             "TWILIO_RETRY_BASE_MS" => Some("5".into()),
+            "TWILIO_TIMEOUT_MS" => Some("2000".into()),
             "CALLPLANE_PUBLIC_URL" => Some(PUBLIC_URL.into()),
             "WHATSAPP_VERIFY_TOKEN" => Some("wa-verify-token".into()),
             "WHATSAPP_APP_SECRET" => Some("TEST_APP_SECRET".into()),
@@ -528,7 +529,9 @@ impl Stack {
     }
 
     /// Registers `e164` in `est` routed to `agent`.
+    /// Registers `e164` (made one of the Twilio stand-in's account numbers first).
     pub async fn number(&self, token: &str, est: &str, e164: &str, agent: &str) -> Reply {
+        self.twilio.own_number(e164);
         self.post(
             &format!("/establishments/{est}/phone-numbers"),
             token,

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use callplane::auth::Principal;
-use callplane::domain::RuntimeAction;
+use callplane::domain::{HostId, RuntimeAction};
 use callplane::hostapi::{CommandResult, HealthReport, RuntimeSpec, RuntimeSpecs};
 use callplane::http::{ApiJson, BearerToken, Path, finish};
 use callplane::ids::{CommandId, EstablishmentId, RuntimeId};
@@ -136,26 +136,28 @@ async fn command(
 async fn host_specs(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
-    Path(host): Path<String>,
+    Path(host): Path<HostId>,
 ) -> Result<Json<RuntimeSpecs>> {
-    rt::host_specs(&app, &host, &token).await.map(Json)
+    rt::host_specs(&app, host.as_str(), &token).await.map(Json)
 }
 
 async fn host_spec(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
-    Path((host, id)): Path<(String, RuntimeId)>,
+    Path((host, id)): Path<(HostId, RuntimeId)>,
 ) -> Result<Json<RuntimeSpec>> {
-    rt::host_spec(&app, &host, &token, &id).await.map(Json)
+    rt::host_spec(&app, host.as_str(), &token, &id)
+        .await
+        .map(Json)
 }
 
 async fn host_result(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
-    Path((host, cmd)): Path<(String, CommandId)>,
+    Path((host, cmd)): Path<(HostId, CommandId)>,
     ApiJson(result): ApiJson<CommandResult>,
 ) -> Result<StatusCode> {
-    rt::host_command_result(&app, &host, &token, &cmd, result)
+    rt::host_command_result(&app, host.as_str(), &token, &cmd, result)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
@@ -163,10 +165,10 @@ async fn host_result(
 async fn host_health(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
-    Path(host): Path<String>,
+    Path(host): Path<HostId>,
     ApiJson(report): ApiJson<HealthReport>,
 ) -> Result<StatusCode> {
-    rt::host_health(&app, &host, &token, report)
+    rt::host_health(&app, host.as_str(), &token, report)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The key before the last rotation: verifies, never signs.
+    previous: Option<DecodingKey>,
     validation: Validation,
     issuer: String,
     ttl_secs: i64,
@@ -55,8 +57,9 @@ pub struct IssuedToken {
 }
 
 impl JwtKeys {
-    /// Keys from the service secret (checked to be at least 32 bytes by `Config`).
-    pub fn new(secret: &[u8], issuer: &str, ttl_secs: i64) -> Self {
+    /// Keys from the service secret (checked to be at least 32 bytes by `Config`), and the
+    /// one it replaced, whose tokens stay valid until they expire.
+    pub fn new(secret: &[u8], previous: Option<&[u8]>, issuer: &str, ttl_secs: i64) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "iat"]);
@@ -64,6 +67,7 @@ impl JwtKeys {
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            previous: previous.map(DecodingKey::from_secret),
             validation,
             issuer: issuer.to_owned(),
             ttl_secs,
@@ -91,19 +95,25 @@ impl JwtKeys {
 
     /// Verifies signature, algorithm, issuer and expiry.
     pub fn verify(&self, token: &str) -> Result<Principal> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| {
-                Error::Unauthorized(
-                    match e.kind() {
-                        ErrorKind::ExpiredSignature => "the access token has expired; log in again",
-                        ErrorKind::InvalidIssuer => {
-                            "the access token was not issued by this service"
-                        }
-                        _ => "the access token is invalid",
-                    }
-                    .into(),
-                )
-            })?;
+        let decoded = match (
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation),
+            &self.previous,
+        ) {
+            (Err(e), Some(previous)) if *e.kind() == ErrorKind::InvalidSignature => {
+                jsonwebtoken::decode::<Claims>(token, previous, &self.validation)
+            }
+            (decoded, _) => decoded,
+        };
+        let data = decoded.map_err(|e| {
+            Error::Unauthorized(
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => "the access token has expired; log in again",
+                    ErrorKind::InvalidIssuer => "the access token was not issued by this service",
+                    _ => "the access token is invalid",
+                }
+                .into(),
+            )
+        })?;
         let user_id = UserId::parse(&data.claims.sub)
             .map_err(|_| Error::Unauthorized("the access token is invalid".into()))?;
         Ok(Principal {
@@ -127,7 +137,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_and_forgeries_are_refused() {
         // GIVEN a token issued for a user
-        let keys = JwtKeys::new(SECRET, "callplane", 3600);
+        let keys = JwtKeys::new(SECRET, None, "callplane", 3600);
         let user = UserId::new();
         let issued = keys.issue(&user, 0).unwrap();
         // THEN it verifies to that user
@@ -156,11 +166,11 @@ mod tests {
 
         // WHEN signed by another issuer's key or for another issuer
         assert!(
-            JwtKeys::new(b"another-secret-another-secret-xx", "callplane", 3600)
+            JwtKeys::new(b"another-secret-another-secret-xx", None, "callplane", 3600)
                 .verify(&issued.token)
                 .is_err()
         );
-        let other_issuer = JwtKeys::new(SECRET, "someone-else", 3600)
+        let other_issuer = JwtKeys::new(SECRET, None, "someone-else", 3600)
             .issue(&user, 0)
             .unwrap();
         let err = keys.verify(&other_issuer.token).unwrap_err();
@@ -171,9 +181,41 @@ mod tests {
     }
 
     #[test]
+    fn a_rotated_key_still_verifies_its_tokens_but_never_signs() {
+        // GIVEN a token signed with the old key
+        const NEW: &[u8] = b"the-new-key-the-new-key-the-new-k";
+        let user = UserId::new();
+        let old_token = JwtKeys::new(SECRET, None, "callplane", 3600)
+            .issue(&user, 0)
+            .unwrap()
+            .token;
+        // WHEN the key is rotated with the old one kept as previous
+        let rotated = JwtKeys::new(NEW, Some(SECRET), "callplane", 3600);
+        // THEN the old token is still accepted, and new tokens are signed with the new key
+        assert_eq!(rotated.verify(&old_token).unwrap().user_id, user);
+        let new_token = rotated.issue(&user, 0).unwrap().token;
+        assert!(
+            JwtKeys::new(SECRET, None, "callplane", 3600)
+                .verify(&new_token)
+                .is_err()
+        );
+        assert!(
+            JwtKeys::new(NEW, None, "callplane", 3600)
+                .verify(&new_token)
+                .is_ok()
+        );
+        // AND once the previous key is dropped the old token is refused
+        assert!(
+            JwtKeys::new(NEW, None, "callplane", 3600)
+                .verify(&old_token)
+                .is_err()
+        );
+    }
+
+    #[test]
     fn expired_tokens_are_refused() {
         // GIVEN a token whose exp is an hour ago
-        let keys = JwtKeys::new(SECRET, "callplane", 3600);
+        let keys = JwtKeys::new(SECRET, None, "callplane", 3600);
         let claims = Claims {
             sub: UserId::new().to_string(),
             iss: "callplane".into(),

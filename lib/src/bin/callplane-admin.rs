@@ -3,7 +3,8 @@
 //! - `callplane-admin create-resources PREFIX`: creates the table, bucket and queues (see
 //!   `callplane::resources`) named after PREFIX, and prints them as `KEY=value` lines.
 //! - `callplane-admin bootstrap-admin`: creates the first admin from `CALLPLANE_ADMIN_EMAIL` /
-//!   `CALLPLANE_ADMIN_PASSWORD` (defaults printed) unless that account exists.
+//!   `CALLPLANE_ADMIN_PASSWORD` unless that account exists. The default password is
+//!   accepted only against the local stack (`AWS_ENDPOINT_URL` on a loopback address).
 //! - `callplane-admin register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO`: registers
 //!   (or re-registers, rotating its token) a runtime host and prints `HOST_TOKEN=…` once.
 
@@ -14,6 +15,27 @@ use callplane::service::auth::{Bootstrap, bootstrap_admin};
 
 const DEFAULT_ADMIN_EMAIL: &str = "admin@callplane.local";
 const DEFAULT_ADMIN_PASSWORD: &str = "callplane-admin-password";
+
+/// Whether the AWS endpoint is the local emulator (`AWS_ENDPOINT_URL` on a loopback address).
+fn local_stack() -> bool {
+    std::env::var("AWS_ENDPOINT_URL").is_ok_and(|url| {
+        let host = url
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        matches!(host, "127.0.0.1" | "localhost" | "[::1]") || host.starts_with("127.")
+    })
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -46,8 +68,16 @@ async fn main() -> anyhow::Result<()> {
         ["bootstrap-admin"] => {
             let email = std::env::var("CALLPLANE_ADMIN_EMAIL")
                 .unwrap_or_else(|_| DEFAULT_ADMIN_EMAIL.into());
-            let password = std::env::var("CALLPLANE_ADMIN_PASSWORD")
-                .unwrap_or_else(|_| DEFAULT_ADMIN_PASSWORD.into());
+            let password = match std::env::var("CALLPLANE_ADMIN_PASSWORD") {
+                Ok(password) => password,
+                // A known password is only for the local stack: anywhere else it would be
+                // the first thing an attacker tries.
+                Err(_) if local_stack() => DEFAULT_ADMIN_PASSWORD.into(),
+                Err(_) => bail!(
+                    "CALLPLANE_ADMIN_PASSWORD is not set; the default password is accepted \
+                     only against the local stack (AWS_ENDPOINT_URL on this machine)"
+                ),
+            };
             let email =
                 Email::parse(&email).map_err(|e| anyhow::anyhow!("CALLPLANE_ADMIN_EMAIL: {e}"))?;
             let password = Password::parse(&password)

@@ -88,10 +88,12 @@ pub struct Temperature(f64);
 impl TryFrom<f64> for Temperature {
     type Error = String;
     fn try_from(v: f64) -> Result<Self, String> {
-        if (0.0..=2.0).contains(&v) {
+        if (0.0..=2.0).contains(&v) && super::fits_dynamodb(v) {
             Ok(Self(v))
         } else {
-            Err(format!("temperature must be between 0 and 2, got {v}"))
+            Err(format!(
+                "temperature must be 0, or between 1e-129 and 2, got {v}"
+            ))
         }
     }
 }
@@ -318,6 +320,8 @@ mod tests {
         for (path, bad) in [
             ("/prompt", json!("   ")),
             ("/model/temperature", json!(2.5)),
+            // below DynamoDB's smallest number: it would fail the write with a 500
+            ("/model/temperature", json!(1e-131)),
             ("/model/max_tokens", json!(0)),
             ("/model/max_tokens", json!(40000)),
             ("/tools", json!({"teleport": {"enabled": true}})),

@@ -3,6 +3,7 @@
 //! runtime may send lives (sizes, clocks, the known event types); what passes is safe to
 //! store. Unknown envelope fields are ignored, so runtimes can add fields without losing events.
 
+use super::ident;
 use super::{CallStatus, Direction, NumberProvider};
 use crate::error::{Error, Result};
 use crate::ids::{AgentId, AgentVersionId, EstablishmentId, RuntimeId};
@@ -249,18 +250,6 @@ fn token(field: &str, raw: &str, max: usize) -> Result<()> {
         return Err(Error::invalid(
             field,
             format!("must be 1 to {max} visible ASCII characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// 1 to `max` of `[A-Za-z0-9_.:-]` (ids that go into keys and cursors).
-fn ident(field: &str, raw: &str, max: usize) -> Result<()> {
-    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
-    if raw.is_empty() || raw.len() > max || !raw.bytes().all(ok) {
-        return Err(Error::invalid(
-            field,
-            format!("must be 1 to {max} characters of A-Z a-z 0-9 _ - . :"),
         ));
     }
     Ok(())

@@ -20,7 +20,9 @@ pub use email::Email;
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use phone::E164;
 pub use role::Role;
-pub use runtime::{DesiredState, ImageRef, RuntimeAction, RuntimeEnv, RuntimeStatus, is_secret};
+pub use runtime::{
+    DesiredState, HostId, ImageRef, RuntimeAction, RuntimeEnv, RuntimeStatus, is_secret,
+};
 pub use telephony::{BusinessHours, ClockTime, TelephonyPolicy, Weekday};
 
 /// Lets a PATCH body tell "absent" (leave as is) from `null` (clear): use
@@ -31,6 +33,30 @@ where
     D: serde::Deserializer<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Checks an id that comes from outside and goes into a key or a cursor (a provider's
+/// `CallSid`, a host id, a segment id): 1 to `max` of `[A-Za-z0-9_.:-]`. DynamoDB refuses keys
+/// over 2 KB with a 500, and other characters have no business in an id.
+pub fn ident(field: &str, raw: &str, max: usize) -> Result<(), crate::error::Error> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+    if raw.is_empty() || raw.len() > max || !raw.bytes().all(ok) {
+        return Err(crate::error::Error::invalid(
+            field,
+            format!("must be 1 to {max} characters of A-Z a-z 0-9 _ - . :"),
+        ));
+    }
+    Ok(())
+}
+
+/// Longest provider id accepted (Twilio's SIDs are 34 characters).
+pub const MAX_PROVIDER_ID: usize = 64;
+
+/// Whether DynamoDB can store `x` as a number: zero, or a magnitude between 1e-130 and 1e126
+/// (with a margin for the decimal form serde_dynamo writes). Every float the API stores is
+/// checked with this, so that a value like `1e-131` is a 400 and not DynamoDB's 500.
+pub fn fits_dynamodb(x: f64) -> bool {
+    x == 0.0 || (1e-129..1e125).contains(&x.abs())
 }
 
 /// Deepest nesting a free-form JSON value may have (DynamoDB stores up to 32 levels, the item
@@ -53,8 +79,7 @@ pub fn storable(
     }
     match value {
         serde_json::Value::Number(n) => {
-            let x = n.as_f64().unwrap_or(0.0).abs();
-            if x != 0.0 && !(1e-129..1e125).contains(&x) {
+            if !fits_dynamodb(n.as_f64().unwrap_or(0.0)) {
                 return Err(crate::error::Error::invalid(
                     field,
                     format!("holds a number out of range: {n}"),

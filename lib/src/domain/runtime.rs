@@ -158,6 +158,42 @@ impl RuntimeAction {
     }
 }
 
+/// A runtime host's id as registered (`host-a`, `i-0abc…`): 1–64 of `[A-Za-z0-9_.:-]`. It
+/// goes into keys, so the host API refuses any other shape before it reads anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostId(String);
+
+impl HostId {
+    /// Longest host id.
+    pub const MAX: usize = 64;
+
+    /// Accepts 1–64 of `[A-Za-z0-9_.:-]`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        super::ident("host_id", raw, Self::MAX)
+            .map(|()| Self(raw.to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HostId {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<HostId> for String {
+    fn from(id: HostId) -> String {
+        id.0
+    }
+}
+
 /// A container image reference (`voice-agent-runtime:latest`, `registry/x/y@sha256:…`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -236,6 +236,8 @@ pub async fn transcript(
                     delivered: BTreeSet::new(),
                 },
                 Some(since) => {
+                    // Segment ids are checked as ingest checks them before they go in a key.
+                    crate::domain::ident("since_segment_id", &since, 128)?;
                     let segment = app.store.segment(id, &since).await?.ok_or_else(|| {
                         Error::NotFoundField {
                             field: "since_segment_id",

@@ -19,7 +19,7 @@ use crate::store::records::{
     StoredError,
 };
 use crate::store::{CallFilter, CreateCallError, OutboundContext, Page};
-use crate::telephony::{OutboundCall, StreamTarget};
+use crate::telephony::{OutboundCall, ProviderError, StreamTarget};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +98,10 @@ pub struct CallView {
     pub sentiment: Option<serde_json::Value>,
     /// Computed after the call; `null` until then.
     pub summary: Option<serde_json::Value>,
+    /// Since when Twilio has not confirmed creating this outbound call (its answer was lost);
+    /// absent once confirmed. See `POST /calls/outbound` in docs/api.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_since: Option<Timestamp>,
 }
 
 /// A call's recording, without the provider URL (which needs our credentials).
@@ -156,6 +160,7 @@ impl CallView {
             metadata: c.metadata,
             sentiment: None,
             summary: None,
+            unconfirmed_since: c.unconfirmed_since,
         }
     }
 }
@@ -198,7 +203,7 @@ pub async fn outbound(
         .outbound_context(&est, &req.agent_id, &req.to_e164, key.as_deref())
         .await?;
     if let Some(earlier) = &context.request {
-        return replay(app, earlier, &request_hash).await;
+        return replay(app, earlier, &request_hash, key.as_deref()).await;
     }
     let plan = plan(app, &req, &context).await?;
     let now = Timestamp::now();
@@ -242,7 +247,7 @@ pub async fn outbound(
                 .ok_or_else(|| {
                     Error::Conflict("a request with this key is settling; retry".into())
                 })?;
-            return replay(app, &earlier, &request_hash).await;
+            return replay(app, &earlier, &request_hash, Some(key)).await;
         }
         Err(CreateCallError::Other(e)) => return Err(e),
     }
@@ -286,11 +291,30 @@ pub async fn outbound(
                 replayed: false,
             })
         }
+        // Twilio took the request but its answer was lost: the call may exist. The key stays
+        // held so that no retry dials the person a second time (see `replay`).
+        Err(ProviderError::Unconfirmed(why)) => {
+            tracing::warn!(call_id = %call.id, %why, "Twilio did not confirm the call; reconciling");
+            if let Some(call) = reconcile(app, &call).await? {
+                return Ok(Placed {
+                    call: CallView::of(call, Timestamp::now()),
+                    replayed: false,
+                });
+            }
+            app.store.mark_unconfirmed(&call).await?;
+            Err(Error::Unavailable(format!(
+                "Twilio did not confirm call {} ({why}); it may still be placed. Retry with the \
+                 same Idempotency-Key: the retry answers this call once Twilio confirms it, \
+                 and places it only if Twilio never did",
+                call.id
+            )))
+        }
         Err(provider_error) => {
+            // Refusals are remembered under the key; what Twilio surely never received
+            // (unreachable, rate-limited) releases it for a retry.
             let retryable = matches!(
                 provider_error,
-                crate::telephony::ProviderError::RateLimited
-                    | crate::telephony::ProviderError::Unavailable(_)
+                ProviderError::RateLimited | ProviderError::Unavailable(_)
             );
             let error = Error::from(provider_error);
             let (status, code) = error.code();
@@ -430,9 +454,69 @@ fn hash_request(req: &OutboundRequest) -> Result<String> {
     Ok(crate::auth::secret_token::hash(&json))
 }
 
+/// How long an unconfirmed call may stay unseen, in Twilio's call list and by its status
+/// callbacks, before it counts as never created. Twilio lists a created call at once and calls
+/// back `initiated` within seconds.
+const UNCONFIRMED_GRACE_SECS: i64 = 60;
+
+/// Looks for an unconfirmed call in Twilio's call list (same `To` and `From`, created since it
+/// was, and not known as another of our calls) and, when it is there, records its CallSid:
+/// the call is then confirmed.
+async fn reconcile(app: &App, call: &CallRecord) -> Result<Option<CallRecord>> {
+    let (Ok(to), Ok(from)) = (E164::parse(&call.to_e164), E164::parse(&call.from_e164)) else {
+        return Ok(None);
+    };
+    let port = app.telephony()?.port(call.provider)?;
+    let candidates = match port.find_calls(&to, &from, call.created_at).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(call_id = %call.id, error = %e, "could not read Twilio's call list");
+            return Ok(None);
+        }
+    };
+    let mut unknown = None;
+    for candidate in candidates {
+        match app
+            .store
+            .call_by_sid(call.provider, &candidate.provider_call_id)
+            .await?
+        {
+            Some(guard) if guard.call_id == call.id => {
+                unknown = Some(candidate);
+                break;
+            }
+            Some(_) => {}
+            None => {
+                unknown = Some(candidate);
+                break;
+            }
+        }
+    }
+    match unknown {
+        Some(found) => {
+            app.store
+                .set_provider_sid(call, &found.provider_call_id)
+                .await?;
+            tracing::info!(call_id = %call.id, call_sid = %found.provider_call_id, "unconfirmed call found in Twilio's call list");
+            let mut call = call.clone();
+            call.provider_call_sid = Some(found.provider_call_id);
+            call.unconfirmed_since = None;
+            Ok(Some(call))
+        }
+        None => Ok(None),
+    }
+}
+
 /// The answer to a request whose key was used before: the same call (or the same error) for
-/// the same body, 422 for another body.
-async fn replay(app: &App, earlier: &OutboundRequestRecord, hash: &str) -> Result<Placed> {
+/// the same body, 422 for another body. A call Twilio has not confirmed is reconciled first:
+/// found, it is answered; unseen past [`UNCONFIRMED_GRACE_SECS`], it is failed and the key
+/// released, so the next retry places it; otherwise the client is asked to retry shortly.
+async fn replay(
+    app: &App,
+    earlier: &OutboundRequestRecord,
+    hash: &str,
+    key: Option<&str>,
+) -> Result<Placed> {
     if earlier.request_hash != hash {
         return Err(Error::unprocessable(
             "idempotency_key_reused",
@@ -448,11 +532,38 @@ async fn replay(app: &App, earlier: &OutboundRequestRecord, hash: &str) -> Resul
             _ => Error::unprocessable("provider_refused", None, &e.message),
         });
     }
-    let call = app
+    let mut call = app
         .store
         .call(&earlier.call_id)
         .await?
         .ok_or_else(|| Error::internal("idempotency record points at a missing call"))?;
+    if let Some(since) = call.unconfirmed_since
+        && call.provider_call_sid.is_none()
+        && call.final_status.is_none()
+    {
+        match reconcile(app, &call).await? {
+            Some(confirmed) => call = confirmed,
+            None if Timestamp::now().unix() - since.unix() >= UNCONFIRMED_GRACE_SECS => {
+                let stored = StoredError {
+                    status: 503,
+                    code: "unavailable".into(),
+                    message: "Twilio never created the call".into(),
+                };
+                app.store.fail_outbound(&call, key, &stored, true).await?;
+                return Err(Error::Unavailable(format!(
+                    "Twilio never created call {}; retry with the same Idempotency-Key to \
+                     place it",
+                    call.id
+                )));
+            }
+            None => {
+                return Err(Error::Conflict(format!(
+                    "Twilio has not confirmed call {} yet; retry in a few seconds",
+                    call.id
+                )));
+            }
+        }
+    }
     Ok(Placed {
         call: CallView::of(call, Timestamp::now()),
         replayed: true,

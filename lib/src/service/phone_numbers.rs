@@ -10,6 +10,7 @@ use crate::http::ListParams;
 use crate::ids::{AgentId, AgentVersionId, EstablishmentId, PhoneNumberId};
 use crate::store::records::{AgentRecord, PhoneRecord};
 use crate::store::{Page, RoutingError, keys};
+use crate::telephony::NumberHooks;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +101,10 @@ pub async fn create(
     req: CreatePhoneNumber,
 ) -> Result<PhoneNumberView> {
     let user = require_member(app, principal, est, Role::Admin, "establishment").await?;
+    // Only a number of our provider account can be registered, and registering it is what
+    // sends its calls to us (422 `number_not_in_account` otherwise, and nothing is stored).
+    // Pointing an already registered number at our webhooks again changes nothing there.
+    claim(app, req.provider, &req.e164).await?;
     let id = PhoneNumberId::new();
     for _ in 0..RETRIES {
         let agent = routing_agent(app, est, &req.routing_agent_id).await?;
@@ -255,5 +260,39 @@ pub async fn update(
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, phone_number_id = %id))]
 pub async fn delete(app: &App, principal: &Principal, id: &PhoneNumberId) -> Result<()> {
     let (user, phone) = phone_access(app, principal, id, Role::Admin).await?;
-    app.store.delete_phone(&phone, &user).await
+    app.store.delete_phone(&phone, &user).await?;
+    // The number is ours no more: stop its calls reaching us. The registration is already
+    // gone, so a provider failure is logged, not answered (our webhook refuses its calls).
+    if phone.provider == NumberProvider::Twilio {
+        let telephony = app.telephony()?;
+        if let Err(e) = telephony
+            .twilio
+            .release_number(&phone.e164, &hooks(telephony))
+            .await
+        {
+            tracing::warn!(error = %e, e164 = %phone.e164, "could not clear the number's webhooks at Twilio");
+        }
+    }
+    Ok(())
+}
+
+/// Our webhooks, as a number's voice URL and status callback.
+fn hooks(telephony: &crate::app::Telephony) -> NumberHooks {
+    NumberHooks {
+        voice_url: telephony.callback("/webhooks/twilio/incoming-call"),
+        status_callback: telephony.callback("/webhooks/twilio/call-status"),
+    }
+}
+
+/// Checks that `e164` is a number of the provider account and points it at our webhooks.
+async fn claim(app: &App, provider: NumberProvider, e164: &E164) -> Result<()> {
+    if provider != NumberProvider::Twilio {
+        return Ok(());
+    }
+    let telephony = app.telephony()?;
+    telephony
+        .twilio
+        .claim_number(e164, &hooks(telephony))
+        .await
+        .map_err(Error::from)
 }

@@ -151,7 +151,7 @@ impl From<CommandRecord> for CommandView {
 /// it to the host again (to re-create the container) without storing it.
 pub(crate) fn ingest_token(app: &App, runtime: &RuntimeId) -> Result<String> {
     secret_token::derived(
-        &app.config.jwt_secret,
+        app.config.ingest_token_secret.expose().as_bytes(),
         INGEST_TOKEN_PURPOSE,
         runtime.as_str(),
     )

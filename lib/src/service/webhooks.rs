@@ -57,7 +57,7 @@ pub async fn incoming_call(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
 }
 
 async fn route_incoming(app: &App, hook: &TwilioWebhook) -> Result<Twiml> {
-    let sid = required(hook, "CallSid")?;
+    let sid = provider_id(hook, "CallSid")?;
     let to_raw = required(hook, "To")?;
     let from_raw = hook.param("From").unwrap_or("anonymous");
     let reject = || Twiml(render(&[Verb::Reject]));
@@ -303,7 +303,17 @@ pub async fn call_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
         duration_seconds: hook.param("CallDuration").and_then(|d| d.parse().ok()),
         end_reason,
     };
-    let applied = app.store.advance_call(&call_id, &change).await?;
+    let (applied, before) = app.store.advance_call(&call_id, &change).await?;
+    // An outbound call whose create answer was lost learns its CallSid here (the callback URL
+    // carries our call id): from now on it is an ordinary call.
+    if let Some(call) = &before
+        && call.provider_call_sid.is_none()
+        && let Some(sid) = hook.param("CallSid")
+    {
+        crate::domain::ident("CallSid", sid, crate::domain::MAX_PROVIDER_ID)?;
+        app.store.set_provider_sid(call, sid).await?;
+        tracing::info!(%call_id, call_sid = sid, "unconfirmed call confirmed by its status callback");
+    }
     tracing::info!(%call_id, status = status.as_str(), applied, sequence = hook.param("SequenceNumber").unwrap_or(""), "call status");
     Ok(())
 }
@@ -336,7 +346,7 @@ pub async fn recording_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
         return Ok(());
     }
     let recording = RecordingRef {
-        provider_recording_sid: required(hook, "RecordingSid")?.to_owned(),
+        provider_recording_sid: provider_id(hook, "RecordingSid")?.to_owned(),
         url: hook.param("RecordingUrl").unwrap_or_default().to_owned(),
         status: status.to_owned(),
         duration_seconds: hook.param("RecordingDuration").and_then(|d| d.parse().ok()),
@@ -358,7 +368,7 @@ async fn call_of(app: &App, hook: &TwilioWebhook) -> Result<Option<CallId>> {
             .map(Some)
             .map_err(|e| Error::invalid("call_id", e));
     }
-    let sid = required(hook, "CallSid")?;
+    let sid = provider_id(hook, "CallSid")?;
     let found = app.store.call_by_sid(NumberProvider::Twilio, sid).await?;
     if found.is_none() {
         tracing::warn!(
@@ -386,8 +396,9 @@ pub fn whatsapp_verify(app: &App, q: &WhatsappVerify) -> Result<String> {
     let expected = app
         .telephony()?
         .whatsapp_verify_token
-        .as_deref()
-        .ok_or(Error::NotFound("route"))?;
+        .as_ref()
+        .ok_or(Error::NotFound("route"))?
+        .expose();
     whatsapp::verify_subscription(
         q.mode.as_deref(),
         q.verify_token.as_deref(),
@@ -404,8 +415,9 @@ pub fn whatsapp_event(app: &App, signature: Option<&str>, body: &[u8]) -> Result
     let secret = app
         .telephony()?
         .whatsapp_app_secret
-        .as_deref()
-        .ok_or(Error::NotFound("route"))?;
+        .as_ref()
+        .ok_or(Error::NotFound("route"))?
+        .expose();
     let signature =
         signature.ok_or_else(|| Error::Forbidden("missing X-Hub-Signature-256".into()))?;
     if !whatsapp::signature_is_valid(secret, body, signature) {
@@ -430,6 +442,14 @@ pub fn whatsapp_event(app: &App, signature: Option<&str>, body: &[u8]) -> Result
 fn required<'a>(hook: &'a TwilioWebhook, name: &'static str) -> Result<&'a str> {
     hook.param(name)
         .ok_or_else(|| Error::invalid(name, "is required"))
+}
+
+/// A provider id (`CallSid`, `RecordingSid`) that goes into a key: required and of an id's
+/// shape, so a 2 KB value is a 400 and not DynamoDB's key-size 500.
+fn provider_id<'a>(hook: &'a TwilioWebhook, name: &'static str) -> Result<&'a str> {
+    let raw = required(hook, name)?;
+    crate::domain::ident(name, raw, crate::domain::MAX_PROVIDER_ID)?;
+    Ok(raw)
 }
 
 #[cfg(test)]

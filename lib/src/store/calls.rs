@@ -69,6 +69,11 @@ impl From<Error> for CreateCallError {
     }
 }
 
+/// A call without a provider id yet (the attribute is absent or stored as a null); needs the
+/// value `:null` = "NULL".
+const NO_SID: &str =
+    "attribute_not_exists(provider_call_sid) OR attribute_type(provider_call_sid, :null)";
+
 impl Store {
     /// Everything the inbound webhook reads after resolving the number, in one round trip.
     pub async fn inbound_context(
@@ -164,12 +169,13 @@ impl Store {
                 "call",
                 self.update(
                     &keys::call(&call.id),
-                    "SET provider_call_sid = :sid, updated_at = :now",
-                    None,
+                    "SET provider_call_sid = :sid, updated_at = :now REMOVE unconfirmed_since",
+                    Some(&format!("{NO_SID} OR provider_call_sid = :sid")),
                     HashMap::new(),
                     HashMap::from([
                         (":sid".to_owned(), s(sid)),
                         (":now".to_owned(), s(Timestamp::now().to_string())),
+                        (":null".to_owned(), s("NULL")),
                     ]),
                 )?,
             )
@@ -184,17 +190,50 @@ impl Store {
                     },
                 )?,
             );
-        self.transact(items).await.map_err(|e| match e {
-            TxError::Conditions(_) => Error::internal(format!(
-                "provider call id {sid} is already recorded for another call"
-            )),
-            TxError::Other(e) => e,
-        })
+        match self.transact(items).await {
+            Ok(()) => Ok(()),
+            // Learnt twice (a status callback and a reconciling retry at once): the same
+            // answer both times is no change.
+            Err(TxError::Conditions(failed)) if failed.only("call_sid") => {
+                match self.call_by_sid(call.provider, sid).await? {
+                    Some(guard) if guard.call_id == call.id => Ok(()),
+                    _ => Err(Error::internal(format!(
+                        "provider call id {sid} is already recorded for another call"
+                    ))),
+                }
+            }
+            Err(TxError::Conditions(_)) => Err(Error::internal(format!(
+                "call {} already has another provider call id than {sid}",
+                call.id
+            ))),
+            Err(TxError::Other(e)) => Err(e),
+        }
     }
 
-    /// Moves call `id` to `change.status` if that is forward of where it is; `Ok(false)` when
-    /// the call is already there or further (a duplicate or late callback) or does not exist.
-    pub async fn advance_call(&self, id: &CallId, change: &StatusChange) -> Result<bool> {
+    /// Marks an outbound call whose create request the provider may or may not have acted on
+    /// (its answer was lost).
+    pub async fn mark_unconfirmed(&self, call: &CallRecord) -> Result<bool> {
+        self.update_if(
+            &keys::call(&call.id),
+            "SET unconfirmed_since = :now, updated_at = :now",
+            &format!("attribute_exists(pk) AND ({NO_SID})"),
+            HashMap::new(),
+            HashMap::from([
+                (":now".to_owned(), s(Timestamp::now().to_string())),
+                (":null".to_owned(), s("NULL")),
+            ]),
+        )
+        .await
+    }
+
+    /// Moves call `id` to `change.status` if that is forward of where it is (`false` when it
+    /// is already there or further: a duplicate or late callback), answering the call as it
+    /// was before (`None` when it does not exist).
+    pub async fn advance_call(
+        &self,
+        id: &CallId,
+        change: &StatusChange,
+    ) -> Result<(bool, Option<CallRecord>)> {
         let mut sets = vec![
             "#status = :status",
             "status_rank = :rank",
@@ -230,14 +269,16 @@ impl Store {
             remove = " REMOVE gsi2pk, gsi2sk";
         }
         let expression = format!("SET {}{remove}", sets.join(", "));
-        self.update_if(
-            &keys::call(id),
-            &expression,
-            "attribute_exists(pk) AND status_rank < :rank",
-            HashMap::from([("#status".to_owned(), "status".to_owned())]),
-            values,
-        )
-        .await
+        let (applied, before) = self
+            .update_returning_old(
+                &keys::call(id),
+                &expression,
+                "attribute_exists(pk) AND status_rank < :rank",
+                HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                values,
+            )
+            .await?;
+        Ok((applied, before.map(Self::record).transpose()?))
     }
 
     /// Stores who answered (answering-machine detection) on call `id`.

@@ -454,6 +454,22 @@ impl Store {
         names: HashMap<String, String>,
         values: Item,
     ) -> Result<bool> {
+        Ok(self
+            .update_returning_old(key, expression, condition, names, values)
+            .await?
+            .0)
+    }
+
+    /// One conditional UpdateItem outside a transaction that also answers the item as it was
+    /// before, whether the condition held or not (in the same round trip): `(applied, item)`.
+    pub(crate) async fn update_returning_old(
+        &self,
+        key: &Key,
+        expression: &str,
+        condition: &str,
+        names: HashMap<String, String>,
+        values: Item,
+    ) -> Result<(bool, Option<Item>)> {
         let request = self
             .client
             .update_item()
@@ -462,16 +478,21 @@ impl Store {
             .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values));
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            );
         match retry::on_conflict(|| request.clone().send()).await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
+            Ok(out) => Ok((true, out.attributes.filter(|a| !a.is_empty()))),
+            Err(e) => match e.as_service_error() {
+                Some(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                        failed,
+                    ),
+                ) => Ok((false, failed.item.clone().filter(|a| !a.is_empty()))),
+                _ => Err(e.into()),
+            },
         }
     }
 

@@ -355,6 +355,11 @@ pub struct CallRecord {
     /// The recording the runtime reported (`recording_available`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_file: Option<RecordingFile>,
+    /// Set when the provider took the create request but its answer was lost (a timeout, a
+    /// 5xx): the call may exist there. Cleared when its id is learnt (a status callback, the
+    /// provider's call list); see `service::calls` on reconciling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_since: Option<Timestamp>,
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -416,6 +421,7 @@ impl CallRecord {
             hangup_by: None,
             final_status: c.status.is_final().then_some(c.status),
             recording_file: None,
+            unconfirmed_since: None,
             updated_at: c.at,
             gsi1pk: None,
             gsi1sk: None,

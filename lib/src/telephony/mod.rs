@@ -8,6 +8,7 @@ pub mod whatsapp;
 
 use crate::domain::E164;
 use crate::error::Error;
+use crate::time::Timestamp;
 use futures::future::BoxFuture;
 
 /// Where a call's audio goes: a runtime's media-stream endpoint and the parameters it is given.
@@ -56,9 +57,24 @@ pub enum ProviderError {
     /// Still rate-limited after the retries (Twilio 20429).
     #[error("the provider is rate-limiting us; retry later")]
     RateLimited,
-    /// The provider could not be reached or failed (5xx, network, bad credentials).
+    /// The provider did not take the request: unreachable (connection refused, DNS) or our
+    /// credentials refused. Nothing happened there.
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
+    /// The request reached the provider but its answer did not reach us (a timeout, a broken
+    /// connection, a 5xx): it may have acted on it. A call may exist; find out before retrying.
+    #[error("the provider did not confirm the request: {0}")]
+    Unconfirmed(String),
+    /// The number is not one of the account's (Twilio's IncomingPhoneNumbers).
+    #[error("{0} is not a number of the provider account")]
+    NotInAccount(String),
+}
+
+impl ProviderError {
+    /// Whether the provider surely did not act on the request, so it may be sent again.
+    pub fn surely_not_applied(&self) -> bool {
+        !matches!(self, ProviderError::Unconfirmed(_))
+    }
 }
 
 impl From<ProviderError> for Error {
@@ -71,7 +87,12 @@ impl From<ProviderError> for Error {
                 Error::unprocessable("provider_refused", None, e.to_string())
             }
             ProviderError::NotInProgress { .. } => Error::Conflict(e.to_string()),
-            ProviderError::RateLimited | ProviderError::Unavailable(_) => {
+            ProviderError::NotInAccount(_) => {
+                Error::unprocessable("number_not_in_account", Some("e164"), e.to_string())
+            }
+            ProviderError::RateLimited
+            | ProviderError::Unavailable(_)
+            | ProviderError::Unconfirmed(_) => {
                 tracing::warn!(error = %e, "telephony provider unavailable");
                 Error::Unavailable(e.to_string())
             }
@@ -95,4 +116,37 @@ pub trait TelephonyPort: Send + Sync + std::fmt::Debug {
         to: &'a E164,
         caller_id: Option<&'a E164>,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// The calls from `from` to `to` the provider created at or after `since`, newest first:
+    /// how a create whose answer was lost is reconciled.
+    fn find_calls<'a>(
+        &'a self,
+        to: &'a E164,
+        from: &'a E164,
+        since: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<PlacedCall>, ProviderError>>;
+
+    /// Checks that `number` is the account's and points its incoming calls and their status
+    /// callbacks at us (`NotInAccount` otherwise).
+    fn claim_number<'a>(
+        &'a self,
+        number: &'a E164,
+        hooks: &'a NumberHooks,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// Clears the webhooks `claim_number` set, if they are still ours.
+    fn release_number<'a>(
+        &'a self,
+        number: &'a E164,
+        hooks: &'a NumberHooks,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+}
+
+/// Our webhooks on a number: where its incoming calls and their status callbacks go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NumberHooks {
+    /// `…/webhooks/twilio/incoming-call`.
+    pub voice_url: String,
+    /// `…/webhooks/twilio/call-status`.
+    pub status_callback: String,
 }

@@ -457,6 +457,8 @@ async fn bad_versions_and_routes_are_refused_and_change_nothing() {
             "tools",
         ),
         ("/model/temperature", json!(2.5), "model.temperature"),
+        // a number DynamoDB cannot store (below 1e-130) used to pass and fail the write
+        ("/model/temperature", json!(1e-131), "model.temperature"),
         ("/model/max_tokens", json!(0), "model.max_tokens"),
         ("/model/max_tokens", json!(40000), "model.max_tokens"),
         ("/prompt", json!("   "), "prompt"),
@@ -812,4 +814,37 @@ async fn role_changes_and_removals_are_audited_and_the_log_pages_newest_first() 
         )
         .await
         .expect_error(400, "validation_failed");
+}
+
+#[tokio::test]
+async fn a_draft_is_edited_and_reads_back_as_edited() {
+    // GIVEN an agent with a draft
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let agent = stack.agent(&admin, &est, "Nova").await;
+    let draft = stack.draft(&admin, &agent, "first prompt").await;
+    let path = format!("/agents/{agent}/versions/{draft}");
+
+    // WHEN the admin edits its prompt, then its model
+    let edited = stack
+        .patch(&path, &admin, json!({ "prompt": "changed" }))
+        .await;
+    let body = edited.expect(200).clone();
+    let tuned = stack
+        .patch(
+            &path,
+            &admin,
+            json!({ "model": { "provider": "openai", "model": "gpt-4.1-mini", "temperature": 0.2, "max_tokens": 512 } }),
+        )
+        .await;
+
+    // THEN each answer shows the edit, and a read shows both (the prompt edit was kept)
+    assert_eq!(body["prompt"], "changed", "{body}");
+    assert_eq!(tuned.expect(200)["model"]["temperature"], 0.2);
+    let read = stack.get(&path, &admin).await;
+    let read = read.expect(200);
+    assert_eq!(read["prompt"], "changed");
+    assert_eq!(read["model"]["max_tokens"], 512);
+    assert_eq!(read["status"], "draft");
 }

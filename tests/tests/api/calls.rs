@@ -4,7 +4,7 @@
 //! acceptance test streams a call into a runtime-sim over a real WebSocket.
 
 use callplane::domain::NumberProvider;
-use callplane_tests::twilio::Failure;
+use callplane_tests::twilio::{Failure, LostAnswer};
 use callplane_tests::{Reply, Stack};
 use chrono::Datelike;
 use futures::{SinkExt, StreamExt};
@@ -1195,4 +1195,221 @@ async fn whatsapp_webhooks_verify_the_subscription_and_the_body_signature() {
         .await
         .expect_error(400, "validation_failed");
     post("sha256=0000").await.expect_error(403, "forbidden");
+}
+
+#[tokio::test]
+async fn an_outbound_call_whose_answer_twilio_lost_is_placed_once_however_often_it_is_retried() {
+    // GIVEN a ready establishment
+    let stack = Stack::new().await;
+    let (admin, est, agent) = routed(&stack, NUMBER).await;
+    let (port, _sim) = runtime_sim().await;
+    running_runtime(&stack, &admin, &est, port).await;
+    let body = outbound_body(&est, &agent, CALLER);
+
+    // WHEN Twilio creates the call but answers 500, then the client retries with the key
+    stack.twilio.lose_next_answers(&[LostAnswer::ServerError]);
+    let (first, _) = outbound(&stack, &admin, Some("k-500"), body.clone()).await;
+    let (retry, replayed) = outbound(&stack, &admin, Some("k-500"), body.clone()).await;
+    // THEN the call was found in Twilio's call list: one call, with Twilio's CallSid
+    let placed = first.expect(201).clone();
+    assert_eq!(stack.twilio.calls_created(), 1);
+    assert!(
+        placed["provider_call_sid"]
+            .as_str()
+            .unwrap()
+            .starts_with("CA"),
+        "{placed}"
+    );
+    assert_eq!(retry.expect(201)["call_id"], placed["call_id"]);
+    assert_eq!(replayed.as_deref(), Some("true"));
+
+    // WHEN Twilio creates the call but its answer never comes (the client times out)
+    stack
+        .twilio
+        .lose_next_answers(&[LostAnswer::Stall(std::time::Duration::from_secs(3))]);
+    let (first, _) = outbound(&stack, &admin, Some("k-timeout"), body.clone()).await;
+    let (retry, _) = outbound(&stack, &admin, Some("k-timeout"), body.clone()).await;
+    // THEN again one call at Twilio, answered to both
+    let placed = first.expect(201).clone();
+    assert_eq!(stack.twilio.calls_created(), 2);
+    assert_eq!(retry.expect(201)["call_id"], placed["call_id"]);
+
+    // WHEN the answer is lost and Twilio's call list lags behind
+    stack.twilio.lag_call_list(true);
+    stack.twilio.lose_next_answers(&[LostAnswer::ServerError]);
+    let (first, _) = outbound(&stack, &admin, Some("k-lag"), body.clone()).await;
+    // THEN the client is told to retry with the key, and the call shows as unconfirmed
+    assert!(
+        first
+            .expect_error(503, "unavailable")
+            .contains("same Idempotency-Key"),
+        "{}",
+        first.body
+    );
+    let listed = stack
+        .get(
+            &format!("/calls?establishment_id={est}&direction=outbound"),
+            &admin,
+        )
+        .await;
+    let unconfirmed = listed.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["unconfirmed_since"].is_string())
+        .cloned()
+        .expect("an unconfirmed call");
+    let call_id = unconfirmed["call_id"].as_str().unwrap().to_owned();
+    // AND a retry inside the grace period is a 409 that places nothing
+    let (early, _) = outbound(&stack, &admin, Some("k-lag"), body.clone()).await;
+    early.expect_error(409, "conflict");
+    assert_eq!(stack.twilio.calls_created(), 3);
+    // WHEN Twilio's status callback arrives (its URL carries our call id)
+    let created_sid = format!("CA{:032x}", 3);
+    status_callback(
+        &stack,
+        &format!("?call_id={call_id}"),
+        &created_sid,
+        "initiated",
+        &[],
+    )
+    .await
+    .expect(204);
+    // THEN the retry answers that call, confirmed, and Twilio still has three calls
+    let (settled, _) = outbound(&stack, &admin, Some("k-lag"), body.clone()).await;
+    let settled = settled.expect(201).clone();
+    assert_eq!(settled["call_id"], call_id.as_str());
+    assert_eq!(settled["provider_call_sid"], created_sid.as_str());
+    assert!(settled.get("unconfirmed_since").is_none(), "{settled}");
+    assert_eq!(stack.twilio.calls_created(), 3);
+
+    // WHEN Twilio answers 500 *without* creating the call, and its list shows nothing
+    stack.twilio.fail_next(&[Failure {
+        status: 500,
+        code: 20500,
+    }]);
+    let (first, _) = outbound(&stack, &admin, Some("k-never"), body.clone()).await;
+    first.expect_error(503, "unavailable");
+    // AND the grace period has passed (the call's unconfirmed stamp is moved back)
+    let never = stack
+        .get(
+            &format!("/calls?establishment_id={est}&direction=outbound"),
+            &admin,
+        )
+        .await
+        .expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["unconfirmed_since"].is_string())
+        .cloned()
+        .expect("an unconfirmed call");
+    let stale = chrono::Utc::now() - chrono::Duration::seconds(120);
+    stack
+        .app
+        .store
+        .client()
+        .update_item()
+        .table_name(stack.app.store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "CALL#{}",
+                never["call_id"].as_str().unwrap()
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("CALL".into()),
+        )
+        .update_expression("SET unconfirmed_since = :t")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                stale.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    // THEN a retry learns the call was never created and releases the key; the next places it
+    let (released, _) = outbound(&stack, &admin, Some("k-never"), body.clone()).await;
+    assert!(
+        released
+            .expect_error(503, "unavailable")
+            .contains("never created")
+    );
+    let (placed, replayed) = outbound(&stack, &admin, Some("k-never"), body.clone()).await;
+    assert_eq!(placed.expect(201)["status"], "queued");
+    assert_eq!(replayed, None);
+    assert_eq!(stack.twilio.calls_created(), 4);
+    let old = stack
+        .get(
+            &format!("/calls/{}", never["call_id"].as_str().unwrap()),
+            &admin,
+        )
+        .await;
+    assert_eq!(old.expect(200)["status"], "failed");
+}
+
+#[tokio::test]
+async fn only_numbers_of_the_twilio_account_register_and_registering_points_them_at_us() {
+    // GIVEN an establishment with a published agent
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let agent = stack.agent(&admin, &est, "Nova").await;
+    stack.published(&admin, &agent, "v1").await;
+    let numbers = format!("/establishments/{est}/phone-numbers");
+    let register = |e164: &str| {
+        stack.post(
+            &numbers,
+            &admin,
+            json!({ "provider": "twilio", "e164": e164, "routing_agent_id": agent }),
+        )
+    };
+
+    // WHEN a number that is not the account's is registered
+    let foreign = register(OTHER_NUMBER).await;
+    // THEN 422 number_not_in_account, and nothing is stored
+    foreign.expect_error(422, "number_not_in_account");
+    let listed = stack
+        .get(&format!("/establishments/{est}/phone-numbers"), &admin)
+        .await;
+    assert_eq!(listed.expect(200)["items"].as_array().unwrap().len(), 0);
+
+    // WHEN one of the account's numbers is registered
+    stack.twilio.own_number(NUMBER);
+    let created = register(NUMBER).await;
+    let id = created.expect(201)["id"].as_str().unwrap().to_owned();
+    // THEN Twilio sends its calls and their status callbacks to our webhooks
+    let at_twilio = stack.twilio.number(NUMBER).unwrap();
+    assert_eq!(
+        at_twilio.voice_url,
+        format!(
+            "{}/webhooks/twilio/incoming-call",
+            callplane_tests::PUBLIC_URL
+        )
+    );
+    assert_eq!(
+        at_twilio.status_callback,
+        format!(
+            "{}/webhooks/twilio/call-status",
+            callplane_tests::PUBLIC_URL
+        )
+    );
+
+    // WHEN it is deleted THEN Twilio no longer calls us for it
+    stack
+        .send(
+            Method::DELETE,
+            &format!("/phone-numbers/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await
+        .expect(204);
+    let at_twilio = stack.twilio.number(NUMBER).unwrap();
+    assert_eq!(at_twilio.voice_url, "");
+    assert_eq!(at_twilio.status_callback, "");
 }

@@ -4,17 +4,20 @@
 
 use super::twiml::{Verb, render};
 use crate::domain::E164;
-use crate::telephony::{OutboundCall, PlacedCall, ProviderError, TelephonyPort};
+use crate::telephony::{NumberHooks, OutboundCall, PlacedCall, ProviderError, TelephonyPort};
+use crate::time::Timestamp;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::time::Duration;
 
 /// How rate-limited (HTTP 429 / code 20429) and unsent (connection refused) requests are
-/// retried: `attempts` in all, waiting `base`, then twice that, and so on.
+/// retried: `attempts` in all, waiting `base`, then twice that, and so on; and how long one
+/// request may take before its answer counts as lost.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
     pub attempts: u32,
     pub base: Duration,
+    pub timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -22,6 +25,7 @@ impl Default for RetryPolicy {
         Self {
             attempts: 3,
             base: Duration::from_millis(250),
+            timeout: Duration::from_secs(10),
         }
     }
 }
@@ -34,7 +38,7 @@ pub struct TwilioClient {
     http: std::sync::OnceLock<reqwest::Client>,
     base: String,
     account_sid: String,
-    auth_token: String,
+    auth_token: crate::config::Secret,
     retry: RetryPolicy,
 }
 
@@ -49,16 +53,46 @@ struct TwilioError {
 #[derive(Debug, Deserialize)]
 struct CallResource {
     sid: String,
+    #[serde(default)]
+    date_created: Option<String>,
+}
+
+/// A page of the Calls list.
+#[derive(Debug, Deserialize)]
+struct CallPage {
+    #[serde(default)]
+    calls: Vec<CallResource>,
+}
+
+/// The part of an IncomingPhoneNumber we use.
+#[derive(Debug, Deserialize)]
+struct NumberResource {
+    sid: String,
+    phone_number: String,
+    #[serde(default)]
+    voice_url: Option<String>,
+}
+
+/// A page of the IncomingPhoneNumbers list.
+#[derive(Debug, Deserialize)]
+struct NumberPage {
+    #[serde(default)]
+    incoming_phone_numbers: Vec<NumberResource>,
 }
 
 impl TwilioClient {
     /// A client for `account_sid` at `base` (`https://api.twilio.com` in production).
-    pub fn new(base: &str, account_sid: &str, auth_token: &str, retry: RetryPolicy) -> Self {
+    pub fn new(
+        base: &str,
+        account_sid: &str,
+        auth_token: &crate::config::Secret,
+        retry: RetryPolicy,
+    ) -> Self {
         Self {
             http: std::sync::OnceLock::new(),
             base: base.trim_end_matches('/').to_owned(),
             account_sid: account_sid.to_owned(),
-            auth_token: auth_token.to_owned(),
+            auth_token: auth_token.clone(),
             retry,
         }
     }
@@ -69,7 +103,7 @@ impl TwilioClient {
             // already links. Installing twice is harmless (the second call reports an error).
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(self.retry.timeout)
                 .build()
                 .unwrap_or_default()
         })
@@ -89,33 +123,81 @@ impl TwilioClient {
         )
     }
 
+    fn numbers_url(&self) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
+            self.base, self.account_sid
+        )
+    }
+
+    fn number_url(&self, sid: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers/{sid}.json",
+            self.base, self.account_sid
+        )
+    }
+
     /// POSTs `form` to `url`, retrying what is safe to retry; the response body on success.
     async fn post_form(
         &self,
         url: &str,
         form: &[(&str, String)],
     ) -> Result<Vec<u8>, ProviderError> {
-        let body = {
+        self.send(reqwest::Method::POST, url, form).await
+    }
+
+    /// GETs `url` with `query`; reads are always safe to retry.
+    async fn get(&self, url: &str, query: &[(&str, String)]) -> Result<Vec<u8>, ProviderError> {
+        self.send(reqwest::Method::GET, url, query).await
+    }
+
+    /// Sends `params` (a form body for POST, the query for GET) and tells apart what Twilio
+    /// surely did not act on (refused connections, 429, credentials: `Unavailable`,
+    /// `RateLimited`) from what it may have acted on (a timeout or broken answer after the
+    /// request went out, a 5xx: `Unconfirmed`). Only the first kind is retried here.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        params: &[(&str, String)],
+    ) -> Result<Vec<u8>, ProviderError> {
+        let encoded = {
             let mut s = form_urlencoded::Serializer::new(String::new());
-            for (name, value) in form {
+            for (name, value) in params {
                 s.append_pair(name, value);
             }
             s.finish()
+        };
+        let write = method == reqwest::Method::POST;
+        let lost = |e: &dyn std::fmt::Display| {
+            if write {
+                ProviderError::Unconfirmed(e.to_string())
+            } else {
+                ProviderError::Unavailable(e.to_string())
+            }
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.retry.attempts;
-            let sent = self
+            let request = self
                 .http()
-                .post(url)
-                .basic_auth(&self.account_sid, Some(&self.auth_token))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("accept", "application/json")
-                .body(body.clone())
-                .send()
-                .await;
-            let response = match sent {
+                .request(method.clone(), url)
+                .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+                .header("accept", "application/json");
+            let request = if write {
+                request
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(encoded.clone())
+            } else {
+                request.query(
+                    &params
+                        .iter()
+                        .map(|(k, v)| (*k, v.as_str()))
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let response = match request.send().await {
                 Ok(r) => r,
                 // Nothing reached Twilio: safe to try again.
                 Err(e) if e.is_connect() && !last => {
@@ -123,13 +205,15 @@ impl TwilioClient {
                     self.pause(attempt).await;
                     continue;
                 }
-                Err(e) => return Err(ProviderError::Unavailable(e.to_string())),
+                Err(e) if e.is_connect() => return Err(ProviderError::Unavailable(e.to_string())),
+                // The request may have been taken: a timeout or a connection lost mid-answer.
+                Err(e) => return Err(lost(&e)),
             };
             let status = response.status();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+            let bytes = match response.bytes().await {
+                Ok(bytes) => bytes,
+                Err(e) => return Err(lost(&e)),
+            };
             if status.is_success() {
                 return Ok(bytes.to_vec());
             }
@@ -157,7 +241,7 @@ impl TwilioClient {
                     tracing::error!(code, %message, "Twilio refused our credentials");
                     ProviderError::Unavailable(format!("credentials refused ({code})"))
                 }
-                (s, _) if s >= 500 => ProviderError::Unavailable(format!("HTTP {s}: {message}")),
+                (s, _) if s >= 500 => lost(&format!("HTTP {s}: {message}")),
                 _ => ProviderError::Refused { code, message },
             });
         }
@@ -192,10 +276,97 @@ impl TwilioClient {
         }
         let body = self.post_form(&self.calls_url(), &form).await?;
         let call: CallResource = serde_json::from_slice(&body)
-            .map_err(|e| ProviderError::Unavailable(format!("unreadable call resource: {e}")))?;
+            .map_err(|e| ProviderError::Unconfirmed(format!("unreadable call resource: {e}")))?;
         Ok(PlacedCall {
             provider_call_id: call.sid,
         })
+    }
+
+    /// The Calls list filtered by `To` and `From` (newest first, one page of 50): the calls
+    /// created at or after `since`. Twilio stamps `date_created` to the second, so the bound is
+    /// taken a second early.
+    async fn lookup_calls(
+        &self,
+        to: &E164,
+        from: &E164,
+        since: Timestamp,
+    ) -> Result<Vec<PlacedCall>, ProviderError> {
+        let query = [
+            ("To", to.to_string()),
+            ("From", from.to_string()),
+            ("PageSize", "50".to_owned()),
+        ];
+        let body = self.get(&self.calls_url(), &query).await?;
+        let page: CallPage = serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::Unavailable(format!("unreadable call list: {e}")))?;
+        let floor = since.unix() - 1;
+        Ok(page
+            .calls
+            .into_iter()
+            .filter(|c| {
+                c.date_created
+                    .as_deref()
+                    .and_then(|d| Timestamp::parse_rfc2822(d).ok())
+                    .is_some_and(|t| t.unix() >= floor)
+            })
+            .map(|c| PlacedCall {
+                provider_call_id: c.sid,
+            })
+            .collect())
+    }
+
+    /// The account's IncomingPhoneNumber for exactly `number`.
+    async fn incoming_number(
+        &self,
+        number: &E164,
+    ) -> Result<Option<NumberResource>, ProviderError> {
+        let body = self
+            .get(&self.numbers_url(), &[("PhoneNumber", number.to_string())])
+            .await?;
+        let page: NumberPage = serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::Unavailable(format!("unreadable number list: {e}")))?;
+        // The filter matches parts of numbers too; only the exact number counts.
+        Ok(page
+            .incoming_phone_numbers
+            .into_iter()
+            .find(|n| n.phone_number == number.as_str()))
+    }
+
+    async fn point_number(&self, number: &E164, hooks: &NumberHooks) -> Result<(), ProviderError> {
+        let found = self
+            .incoming_number(number)
+            .await?
+            .ok_or_else(|| ProviderError::NotInAccount(number.to_string()))?;
+        let form = [
+            ("VoiceUrl", hooks.voice_url.clone()),
+            ("VoiceMethod", "POST".to_owned()),
+            ("StatusCallback", hooks.status_callback.clone()),
+            ("StatusCallbackMethod", "POST".to_owned()),
+        ];
+        self.post_form(&self.number_url(&found.sid), &form)
+            .await
+            .map(drop)
+    }
+
+    async fn unpoint_number(
+        &self,
+        number: &E164,
+        hooks: &NumberHooks,
+    ) -> Result<(), ProviderError> {
+        let Some(found) = self.incoming_number(number).await? else {
+            return Ok(());
+        };
+        // Someone pointed it elsewhere since: leave their configuration alone.
+        if found.voice_url.as_deref() != Some(hooks.voice_url.as_str()) {
+            return Ok(());
+        }
+        let form = [
+            ("VoiceUrl", String::new()),
+            ("StatusCallback", String::new()),
+        ];
+        self.post_form(&self.number_url(&found.sid), &form)
+            .await
+            .map(drop)
     }
 
     async fn update_dial(
@@ -230,5 +401,30 @@ impl TelephonyPort for TwilioClient {
         caller_id: Option<&'a E164>,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(self.update_dial(provider_call_id, to, caller_id))
+    }
+
+    fn find_calls<'a>(
+        &'a self,
+        to: &'a E164,
+        from: &'a E164,
+        since: Timestamp,
+    ) -> BoxFuture<'a, Result<Vec<PlacedCall>, ProviderError>> {
+        Box::pin(self.lookup_calls(to, from, since))
+    }
+
+    fn claim_number<'a>(
+        &'a self,
+        number: &'a E164,
+        hooks: &'a NumberHooks,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(self.point_number(number, hooks))
+    }
+
+    fn release_number<'a>(
+        &'a self,
+        number: &'a E164,
+        hooks: &'a NumberHooks,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(self.unpoint_number(number, hooks))
     }
 }

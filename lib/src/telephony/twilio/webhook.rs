@@ -58,7 +58,7 @@ impl FromRequest<AppState> for TwilioWebhook {
             .await
             .map_err(|_| Error::PayloadTooLarge { limit: MAX_BODY })?;
         let params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
-        if !signature::is_valid(&telephony.auth_token, &url, &params, &signature) {
+        if !signature::is_valid(telephony.auth_token.expose(), &url, &params, &signature) {
             tracing::warn!(%url, "Twilio webhook with a signature that does not match");
             return Err(Error::Forbidden(
                 "X-Twilio-Signature does not match this request".into(),
