@@ -388,4 +388,36 @@ mod tests {
         assert_eq!(t.api_base, "https://api.twilio.com");
         assert!(!format!("{ok:?}").contains("token-123"));
     }
+
+    #[test]
+    fn the_ingest_secret_defaults_to_the_jwt_secret_and_must_be_long() {
+        // GIVEN the base environment, then with a short or a proper INGEST_TOKEN_SECRET
+        let secret = "s".repeat(32);
+        let ingest = "i".repeat(32);
+        let base = [
+            ("JWT_SECRET", secret.as_str()),
+            ("TABLE_NAME", "t"),
+            ("BUCKET_NAME", "b"),
+        ];
+        fn with<'a>(
+            base: &[(&'a str, &'a str)],
+            extra: (&'a str, &'a str),
+        ) -> Vec<(&'a str, &'a str)> {
+            base.iter().copied().chain([extra]).collect()
+        }
+        // THEN unset it is the JWT secret, short it is refused naming it, long it is used
+        let plain = Config::from_lookup(lookup(&base)).unwrap();
+        assert_eq!(plain.ingest_token_secret.expose(), secret);
+        let short = Config::from_lookup(lookup(&with(&base, ("INGEST_TOKEN_SECRET", "short"))))
+            .unwrap_err();
+        assert!(
+            short
+                .to_string()
+                .starts_with("configuration: INGEST_TOKEN_SECRET")
+        );
+        let own =
+            Config::from_lookup(lookup(&with(&base, ("INGEST_TOKEN_SECRET", &ingest)))).unwrap();
+        assert_eq!(own.ingest_token_secret.expose(), ingest);
+        assert!(!format!("{own:?}").contains(&ingest));
+    }
 }

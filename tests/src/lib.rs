@@ -219,28 +219,60 @@ impl Stack {
         let provisioned = callplane::resources::ensure(&sdk, &names)
             .await
             .expect("creating test resources");
-        let secret = "test-secret-test-secret-test-secret!".to_owned();
-        let (table, bucket) = (names.table.clone(), names.bucket.clone());
         let twilio = twilio::FakeTwilio::start().await;
-        let twilio_base = twilio.base_url.clone();
-        let summary_queue = provisioned.queue_urls["summary-jobs"].clone();
-        let config = Config::from_lookup(move |k| match k {
-            "TABLE_NAME" => Some(table.clone()),
-            "BUCKET_NAME" => Some(bucket.clone()),
-            "JWT_SECRET" => Some(secret.clone()),
-            "CALLPLANE_APP_URL" => Some("http://app.test".into()),
-            "TWILIO_ACCOUNT_SID" => Some(twilio::ACCOUNT_SID.into()),
-            "TWILIO_AUTH_TOKEN" => Some(twilio::AUTH_TOKEN.into()),
-            "TWILIO_API_BASE" => Some(twilio_base.clone()),
-            "TWILIO_RETRY_BASE_MS" => Some("5".into()),
-            "TWILIO_TIMEOUT_MS" => Some("2000".into()),
-            "CALLPLANE_PUBLIC_URL" => Some(PUBLIC_URL.into()),
-            "WHATSAPP_VERIFY_TOKEN" => Some("wa-verify-token".into()),
-            "WHATSAPP_APP_SECRET" => Some("TEST_APP_SECRET".into()),
-            "SUMMARY_QUEUE_URL" => Some(summary_queue.clone()),
-            _ => None,
-        })
-        .expect("test config");
+        let stack = Self::over(sdk, names, provisioned, twilio, &[]);
+        let email = callplane::domain::Email::parse(ADMIN_EMAIL).expect("admin email");
+        let password = callplane::auth::Password::parse(ADMIN_PASSWORD).expect("admin password");
+        callplane::service::auth::bootstrap_admin(&stack.app, email, password)
+            .await
+            .expect("bootstrap admin");
+        stack
+    }
+
+    /// The same resources and Twilio stand-in served by functions started again with
+    /// `changes` to their environment (a redeploy: rotated secrets, other settings).
+    pub fn redeployed(&self, changes: &[(&str, &str)]) -> Stack {
+        Self::over(
+            self.sdk.clone(),
+            self.names.clone(),
+            self.provisioned.clone(),
+            self.twilio.clone(),
+            changes,
+        )
+    }
+
+    /// State and routers over existing resources; `changes` override the test environment.
+    fn over(
+        sdk: aws_config::SdkConfig,
+        names: ResourceNames,
+        provisioned: Provisioned,
+        twilio: twilio::FakeTwilio,
+        changes: &[(&str, &str)],
+    ) -> Stack {
+        let mut env: std::collections::HashMap<String, String> = [
+            ("TABLE_NAME", names.table.as_str()),
+            ("BUCKET_NAME", names.bucket.as_str()),
+            ("JWT_SECRET", "test-secret-test-secret-test-secret!"),
+            ("CALLPLANE_APP_URL", "http://app.test"),
+            ("TWILIO_ACCOUNT_SID", twilio::ACCOUNT_SID),
+            ("TWILIO_AUTH_TOKEN", twilio::AUTH_TOKEN),
+            ("TWILIO_API_BASE", twilio.base_url.as_str()),
+            ("TWILIO_RETRY_BASE_MS", "5"),
+            ("TWILIO_TIMEOUT_MS", "2000"),
+            ("CALLPLANE_PUBLIC_URL", PUBLIC_URL),
+            ("WHATSAPP_VERIFY_TOKEN", "wa-verify-token"),
+            ("WHATSAPP_APP_SECRET", "TEST_APP_SECRET"),
+            (
+                "SUMMARY_QUEUE_URL",
+                provisioned.queue_urls["summary-jobs"].as_str(),
+            ),
+        ]
+        .into_iter()
+        .chain(changes.iter().copied())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        env.retain(|_, v| !v.is_empty());
+        let config = Config::from_lookup(move |k| env.get(k).cloned()).expect("test config");
         let round_trips = RoundTrips::default();
         let dynamo = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&sdk)
@@ -264,7 +296,7 @@ impl Stack {
                 (path, router)
             })
             .collect();
-        let stack = Stack {
+        Stack {
             twilio,
             routes,
             app,
@@ -272,13 +304,7 @@ impl Stack {
             provisioned,
             round_trips,
             sdk,
-        };
-        let email = callplane::domain::Email::parse(ADMIN_EMAIL).expect("admin email");
-        let password = callplane::auth::Password::parse(ADMIN_PASSWORD).expect("admin password");
-        callplane::service::auth::bootstrap_admin(&stack.app, email, password)
-            .await
-            .expect("bootstrap admin");
-        stack
+        }
     }
 
     /// Sends a request to the function that serves `path` (as `[workspace.metadata.lambda.watch.router]` maps it).

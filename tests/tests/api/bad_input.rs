@@ -379,3 +379,71 @@ async fn expired_invitation_and_reset_tokens_are_refused() {
         .expect_error(401, "unauthorized");
     stack.admin().await;
 }
+
+#[tokio::test]
+async fn ids_too_long_for_a_key_are_refused_at_the_edge() {
+    // GIVEN a stack with a registered host, a number and a call
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let agent = stack.agent(&admin, &est, "Nova").await;
+    stack.published(&admin, &agent, "v1").await;
+    stack
+        .number(&admin, &est, "+14155552671", &agent)
+        .await
+        .expect(201);
+    let host_token = stack.host("host-a", (20000, 20010)).await;
+    let long = "A".repeat(2100);
+
+    // WHEN Twilio-signed webhooks carry a 2 KB CallSid (a DynamoDB key holds at most 2 KB)
+    let incoming = stack
+        .twilio_hook(
+            "/webhooks/twilio/incoming-call",
+            &[
+                ("CallSid", &format!("CA{long}")),
+                ("To", "+14155552671"),
+                ("From", "+14155550100"),
+            ],
+            None,
+        )
+        .await;
+    let status = stack
+        .twilio_hook(
+            "/webhooks/twilio/call-status",
+            &[("CallSid", &format!("CA{long}")), ("CallStatus", "ringing")],
+            None,
+        )
+        .await;
+    // THEN each is a 400 naming CallSid, not a 5xx nor an apology to the caller
+    assert!(
+        incoming
+            .expect_error(400, "validation_failed")
+            .contains("CallSid")
+    );
+    assert!(
+        status
+            .expect_error(400, "validation_failed")
+            .contains("CallSid")
+    );
+
+    // WHEN a host path carries a 2 KB host id THEN it is no such host (404), not a 5xx
+    stack
+        .send(
+            Method::GET,
+            &format!("/hosts/{long}/runtimes"),
+            Some(&host_token),
+            None,
+        )
+        .await
+        .expect_error(404, "not_found");
+
+    // WHEN a transcript poll names a 2 KB segment THEN 400 naming since_segment_id
+    let call_id = callplane::ids::CallId::new();
+    let reply = stack
+        .get(
+            &format!("/calls/{call_id}/transcript?since_segment_id={long}"),
+            &admin,
+        )
+        .await;
+    assert!(reply.status.as_u16() < 500, "{}", reply.body);
+}

@@ -1045,3 +1045,51 @@ async fn a_call_the_runtime_reported_first_stays_one_call_when_twilio_asks_for_i
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["call_id"], call.as_str());
 }
+
+#[tokio::test]
+async fn rotating_the_user_token_key_keeps_runtimes_and_live_sessions_working() {
+    // GIVEN a deployment with its own ingest-token secret, a running runtime and a signed-in admin
+    const OLD: &str = "test-secret-test-secret-test-secret!";
+    const NEW: &str = "rotated-key-rotated-key-rotated-key!";
+    const INGEST: &str = "ingest-secret-ingest-secret-ingest-0";
+    let stack = Stack::new()
+        .await
+        .redeployed(&[("INGEST_TOKEN_SECRET", INGEST)]);
+    let rt = world(&stack, NUMBER).await;
+    let start = |key: &str| {
+        envelope(
+            &rt,
+            "CA_rotation",
+            "call_started",
+            key,
+            json!({ "started_at": at(0) }),
+        )
+    };
+
+    // WHEN JWT_SECRET is rotated with the old key kept as JWT_SECRET_PREVIOUS
+    let rotated = stack.redeployed(&[
+        ("INGEST_TOKEN_SECRET", INGEST),
+        ("JWT_SECRET", NEW),
+        ("JWT_SECRET_PREVIOUS", OLD),
+    ]);
+    // THEN the runtime's token still ingests, and the admin's existing token still works
+    post(&rotated, &rt.token, start("k1")).await.expect(202);
+    rotated.get("/me", &rt.admin).await.expect(200);
+    // AND new logins are signed with the new key
+    let fresh = rotated.admin().await;
+    stack
+        .get("/me", &fresh)
+        .await
+        .expect_error(401, "unauthorized");
+
+    // WHEN the previous key is dropped after a token lifetime
+    let settled = stack.redeployed(&[("INGEST_TOKEN_SECRET", INGEST), ("JWT_SECRET", NEW)]);
+    // THEN old tokens are refused, new ones and the runtime keep working
+    settled
+        .get("/me", &rt.admin)
+        .await
+        .expect_error(401, "unauthorized");
+    settled.get("/me", &fresh).await.expect(200);
+    let reply = post(&settled, &rt.token, start("k2")).await;
+    assert_eq!(reply.expect(202)["status"], "accepted");
+}

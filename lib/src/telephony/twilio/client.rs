@@ -428,3 +428,24 @@ impl TelephonyPort for TwilioClient {
         Box::pin(self.unpoint_number(number, hooks))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_auth_token() {
+        // GIVEN a client built with a token
+        let token = crate::config::Secret::new("super-secret-auth-token");
+        let client = TwilioClient::new(
+            "https://api.twilio.com",
+            "AC1",
+            &token,
+            RetryPolicy::default(),
+        );
+        // WHEN it is logged with {:?} THEN the token is not there
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("super-secret-auth-token"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}
