@@ -54,6 +54,10 @@ pub struct RuntimeSpec {
     /// The complete environment, platform variables included.
     pub env: BTreeMap<String, String>,
     pub host_port: u16,
+    /// The runtime's public HTTPS address, which the host's TLS front routes to `host_port`
+    /// (`runtime-host-agent tls-front`); absent for runtimes reached directly (local stack).
+    #[serde(default)]
+    pub public_url: Option<String>,
     pub desired: DesiredState,
     /// The newest command; a host reports older ones as superseded.
     pub last_command_id: CommandId,

@@ -8,6 +8,7 @@ pub mod config;
 mod contract;
 mod control;
 mod engine;
+mod tls_front;
 
 pub use config::Config;
 
@@ -37,6 +38,18 @@ struct Agent {
     api: ControlPlane,
     queue: Queue,
     http: reqwest::Client,
+}
+
+/// `runtime-host-agent tls-front`: the host's TLS-front configuration (a Caddyfile) for the
+/// runtimes the control plane says this host runs (see `tls_front`).
+pub async fn tls_front(config: &Config) -> Result<String> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("building the HTTP client")?;
+    let api = ControlPlane::new(http, &config.api_url, &config.host_id, &config.host_token);
+    Ok(tls_front::caddyfile(&api.specs().await?, &config.bind_ip))
 }
 
 /// Runs the agent until `shutdown` completes: a command in progress is finished and reported

@@ -1,4 +1,5 @@
-//! Entry point: logging, configuration (fail-fast), then the agent until SIGTERM or Ctrl-C.
+//! Entry point: logging, configuration (fail-fast), then the agent until SIGTERM or Ctrl-C;
+//! `runtime-host-agent tls-front` prints the host's TLS-front configuration instead.
 
 use anyhow::Context;
 
@@ -11,6 +12,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config =
         runtime_host_agent::Config::from_env().context("runtime-host-agent configuration")?;
+    if std::env::args().nth(1).as_deref() == Some("tls-front") {
+        print!("{}", runtime_host_agent::tls_front(&config).await?);
+        return Ok(());
+    }
     tracing::info!(?config, "runtime-host-agent starting");
     runtime_host_agent::run(config, shutdown_signal()).await
 }

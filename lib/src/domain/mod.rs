@@ -21,7 +21,7 @@ pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use phone::E164;
 pub use role::Role;
 pub use runtime::{
-    DesiredState, HostId, ImageRef, RuntimeAction, RuntimeEnv, RuntimeStatus, is_secret,
+    DesiredState, HostId, ImageRef, PublicUrl, RuntimeAction, RuntimeEnv, RuntimeStatus, is_secret,
 };
 pub use telephony::{BusinessHours, ClockTime, TelephonyPolicy, Weekday};
 

@@ -113,14 +113,39 @@ impl RuntimeAction {
     }
 
     /// The status shown while the host works on this action from `from`, or why the action
-    /// is not allowed from there.
+    /// is not allowed from there. The desired state is the truth: start, stop and restart are
+    /// accepted while the host is still busy with an earlier command (provisioning, starting,
+    /// stopping), since the host converges to the newest desired state whatever it was doing.
     pub fn begin(self, from: RuntimeStatus) -> Result<RuntimeStatus, String> {
         use RuntimeStatus as S;
         let allowed: &[RuntimeStatus] = match self {
             RuntimeAction::Create => &[],
-            RuntimeAction::Start => &[S::Created, S::Stopped, S::Failed],
-            RuntimeAction::Stop => &[S::Starting, S::Running, S::Draining, S::Failed],
-            RuntimeAction::Restart => &[S::Running, S::Draining, S::Stopped, S::Failed],
+            RuntimeAction::Start => &[
+                S::Provisioning,
+                S::Created,
+                S::Starting,
+                S::Stopping,
+                S::Stopped,
+                S::Failed,
+            ],
+            RuntimeAction::Stop => &[
+                S::Provisioning,
+                S::Created,
+                S::Starting,
+                S::Running,
+                S::Draining,
+                S::Stopping,
+                S::Failed,
+            ],
+            RuntimeAction::Restart => &[
+                S::Provisioning,
+                S::Starting,
+                S::Running,
+                S::Draining,
+                S::Stopping,
+                S::Stopped,
+                S::Failed,
+            ],
             RuntimeAction::Drain => &[S::Running],
             RuntimeAction::Resume => &[S::Draining],
             RuntimeAction::Remove => &[
@@ -155,6 +180,72 @@ impl RuntimeAction {
             RuntimeAction::Resume => S::Running,
             RuntimeAction::Remove => S::Stopping,
         })
+    }
+}
+
+/// The public HTTPS address a runtime is reached at (`https://rt-helios.example.com`): Twilio
+/// streams call audio to `wss://{its authority}/media-stream`, which needs a name with a valid
+/// certificate, not a host's address and port. Given at provisioning (`public_url`) or as the
+/// runtime's `APP_PUBLIC_DOMAIN` (PRD A.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// `https://` or `wss://` and a host name (a port allowed), nothing after it; or a bare
+    /// domain (`APP_PUBLIC_DOMAIN`), taken as `https://{domain}`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim().trim_end_matches('/');
+        let authority = trimmed
+            .strip_prefix("https://")
+            .or_else(|| trimmed.strip_prefix("wss://"))
+            .unwrap_or(trimmed);
+        let (host, port) = authority.rsplit_once(':').unwrap_or((authority, ""));
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.contains('.')
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        let port_ok = port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0);
+        if trimmed.contains("://")
+            && !trimmed.starts_with("https://")
+            && !trimmed.starts_with("wss://")
+        {
+            return Err(format!("`{raw}` must be an https:// address"));
+        }
+        if !(host_ok && port_ok) {
+            return Err(format!(
+                "`{raw}` is not a public address (e.g. https://rt-helios.example.com)"
+            ));
+        }
+        Ok(Self(format!("https://{}", authority.to_ascii_lowercase())))
+    }
+
+    /// `https://{authority}`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `wss://{authority}/media-stream`, where Twilio streams a call's audio.
+    pub fn media_stream(&self) -> String {
+        format!("wss://{}/media-stream", &self.0["https://".len()..])
+    }
+}
+
+impl TryFrom<String> for PublicUrl {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<PublicUrl> for String {
+    fn from(u: PublicUrl) -> String {
+        u.0
     }
 }
 
@@ -365,10 +456,26 @@ mod tests {
         assert!(RuntimeAction::Start.begin(RuntimeStatus::Removed).is_err());
         assert!(RuntimeAction::Remove.begin(RuntimeStatus::Removed).is_err());
         assert!(
-            RuntimeAction::Start
+            RuntimeAction::Drain
                 .begin(RuntimeStatus::Provisioning)
                 .is_err()
         );
+        // AND start, stop and restart are accepted while the host is busy
+        for busy in [
+            RuntimeStatus::Provisioning,
+            RuntimeStatus::Starting,
+            RuntimeStatus::Stopping,
+        ] {
+            assert_eq!(
+                RuntimeAction::Start.begin(busy),
+                Ok(RuntimeStatus::Starting)
+            );
+            assert_eq!(RuntimeAction::Stop.begin(busy), Ok(RuntimeStatus::Stopping));
+            assert_eq!(
+                RuntimeAction::Restart.begin(busy),
+                Ok(RuntimeStatus::Starting)
+            );
+        }
     }
 
     #[test]

@@ -256,7 +256,7 @@ pub async fn outbound(
         to: req.to_e164.clone(),
         from: plan.from.clone(),
         stream: StreamTarget {
-            url: stream_url(&plan.base_url),
+            url: stream_url(&plan.base_url, plan.public_url.as_ref()),
             parameters: vec![
                 ("call_id".into(), call.id.to_string()),
                 ("establishment_id".into(), est.to_string()),
@@ -338,6 +338,7 @@ struct Plan {
     from: E164,
     runtime_id: RuntimeId,
     base_url: String,
+    public_url: Option<crate::domain::PublicUrl>,
     max_duration: u32,
 }
 
@@ -388,6 +389,7 @@ async fn plan(app: &App, req: &OutboundRequest, context: &OutboundContext) -> Re
         from,
         runtime_id: runtime.runtime_id.clone(),
         base_url: runtime.base_url.clone(),
+        public_url: runtime.public_url.clone(),
         max_duration: policy.max_call_duration_seconds,
     })
 }

@@ -5,7 +5,9 @@
 use super::agents::require_member;
 use crate::app::App;
 use crate::auth::{Principal, secret_token};
-use crate::domain::{DesiredState, ImageRef, Role, RuntimeAction, RuntimeEnv, RuntimeStatus};
+use crate::domain::{
+    DesiredState, ImageRef, PublicUrl, Role, RuntimeAction, RuntimeEnv, RuntimeStatus,
+};
 use crate::error::{Error, Result};
 use crate::hostapi::{
     self, CommandMessage, CommandResult, HealthReport, RuntimeSpec, RuntimeSpecs,
@@ -36,6 +38,12 @@ pub struct ProvisionRequest {
     pub image: ImageRef,
     #[serde(default)]
     pub env: RuntimeEnv,
+    /// Where Twilio reaches the runtime over TLS; else the env's `APP_PUBLIC_DOMAIN`.
+    #[serde(default)]
+    pub public_url: Option<PublicUrl>,
+    /// Start it once created (one command: the host converges straight to running).
+    #[serde(default)]
+    pub start: bool,
 }
 
 /// A runtime as the API shows it (secret env values masked).
@@ -51,6 +59,8 @@ pub struct RuntimeView {
     pub host_id: String,
     pub host_port: u16,
     pub base_url: String,
+    /// Where Twilio reaches it over TLS (calls stream to `wss://…/media-stream` there).
+    pub public_url: Option<PublicUrl>,
     pub last_command_id: CommandId,
     pub last_error: Option<String>,
     pub created_at: Timestamp,
@@ -70,6 +80,7 @@ impl From<&RuntimeRecord> for RuntimeView {
             host_id: r.host_id.clone(),
             host_port: r.host_port,
             base_url: r.base_url.clone(),
+            public_url: r.public_url.clone(),
             last_command_id: r.last_command_id.clone(),
             last_error: r.last_error.clone(),
             created_at: r.created_at,
@@ -239,6 +250,13 @@ pub async fn provision(
     if let Some(existing) = app.store.establishment_runtime(est).await? {
         return Err(already(&existing));
     }
+    let public_url = match (&req.public_url, req.env.vars().get("APP_PUBLIC_DOMAIN")) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(domain)) => {
+            Some(PublicUrl::parse(domain).map_err(|e| Error::invalid("env.APP_PUBLIC_DOMAIN", e))?)
+        }
+        (None, None) => None,
+    };
     let host = place(app).await?;
     let id = RuntimeId::new();
     let token = ingest_token(app, &id)?;
@@ -255,8 +273,13 @@ pub async fn provision(
             env: req.env.clone(),
             host_port: port,
             base_url: format!("http://{}:{port}", host.public_host),
+            public_url: public_url.clone(),
             status: RuntimeStatus::Provisioning,
-            desired: DesiredState::Created,
+            desired: if req.start {
+                DesiredState::Running
+            } else {
+                DesiredState::Created
+            },
             last_command_id: placeholder,
             last_action: RuntimeAction::Create,
             last_error: None,
@@ -551,6 +574,7 @@ fn spec(app: &App, r: &RuntimeRecord) -> Result<RuntimeSpec> {
         image: r.image.as_str().to_owned(),
         env,
         host_port: r.host_port,
+        public_url: r.public_url.as_ref().map(|u| u.as_str().to_owned()),
         desired: r.desired,
         last_command_id: r.last_command_id.clone(),
         last_action: r.last_action,

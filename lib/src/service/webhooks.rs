@@ -229,7 +229,7 @@ pub fn decide(
         (None, _) => Err("the establishment has no runtime".to_owned()),
         (Some(rt), Some(version)) => {
             takes_calls(rt.status, rt.health.as_ref(), now).map(|()| Verb::Stream {
-                url: stream_url(&rt.base_url),
+                url: stream_url(&rt.base_url, rt.public_url.as_ref()),
                 parameters: vec![
                     ("call_id".into(), call_id.to_string()),
                     ("establishment_id".into(), establishment.id.to_string()),
@@ -265,9 +265,13 @@ pub fn decide(
     }
 }
 
-/// The runtime's media-stream endpoint: `wss://{host}:{port}/media-stream` (Twilio only
-/// streams over TLS; in front of a host's ports sits a TLS terminator, see README).
-pub fn stream_url(base_url: &str) -> String {
+/// The runtime's media-stream endpoint: `wss://{public address}/media-stream`, where the
+/// host's TLS front answers for it (docs/runtime-hosts.md). Without a public address (a local
+/// stack) the host's own address and port, which Twilio cannot reach with a valid certificate.
+pub fn stream_url(base_url: &str, public_url: Option<&crate::domain::PublicUrl>) -> String {
+    if let Some(public) = public_url {
+        return public.media_stream();
+    }
     let authority = base_url
         .split_once("://")
         .map_or(base_url, |(_, rest)| rest)
@@ -461,12 +465,41 @@ mod tests {
         // GIVEN runtime base URLs as provisioning stores them
         // THEN the stream URL keeps host and port and always uses wss
         assert_eq!(
-            stream_url("http://10.0.0.7:18080"),
+            stream_url("http://10.0.0.7:18080", None),
             "wss://10.0.0.7:18080/media-stream"
         );
         assert_eq!(
-            stream_url("https://rt.example.com/"),
+            stream_url("https://rt.example.com/", None),
             "wss://rt.example.com/media-stream"
         );
+        // AND a runtime with a public address streams there, through the host's TLS front
+        let public = crate::domain::PublicUrl::parse("https://rt-helios.example.com").unwrap();
+        assert_eq!(
+            stream_url("http://10.0.0.7:18080", Some(&public)),
+            "wss://rt-helios.example.com/media-stream"
+        );
+    }
+
+    #[test]
+    fn public_addresses_are_https_names() {
+        // GIVEN candidate public addresses
+        // THEN names over https (or wss, or bare, as APP_PUBLIC_DOMAIN is) are taken
+        for ok in [
+            "https://rt.example.com",
+            "wss://rt.example.com:8443",
+            "rt.example.com/",
+        ] {
+            assert!(crate::domain::PublicUrl::parse(ok).is_ok(), "{ok}");
+        }
+        // AND plain http, paths, bare hosts and junk are refused
+        for bad in [
+            "http://rt.example.com",
+            "https://rt.example.com/x",
+            "localhost",
+            "",
+            "https://-a.example.com",
+        ] {
+            assert!(crate::domain::PublicUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

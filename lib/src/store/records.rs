@@ -3,8 +3,8 @@
 use crate::domain::event::{Component, Party};
 use crate::domain::{
     AgentStatus, AnsweredBy, Brain, CallStatus, DesiredState, Direction, DisplayName, Disposition,
-    E164, Email, ImageRef, Locale, Name, NumberProvider, Role, RuntimeAction, RuntimeEnv,
-    RuntimeStatus, TelephonyPolicy, TimeZone, VersionStatus,
+    E164, Email, ImageRef, Locale, Name, NumberProvider, PublicUrl, Role, RuntimeAction,
+    RuntimeEnv, RuntimeStatus, TelephonyPolicy, TimeZone, VersionStatus,
 };
 use crate::hostapi::{CommandOutcome, RuntimeHealth};
 use crate::ids::{
@@ -238,6 +238,9 @@ pub struct EstablishmentRuntimeRecord {
     pub runtime_id: RuntimeId,
     /// `http://{public host}:{port}` (fixed for the runtime's life).
     pub base_url: String,
+    /// Where Twilio reaches the runtime over TLS; calls stream to its `/media-stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<PublicUrl>,
     pub status: RuntimeStatus,
     pub health: Option<RuntimeHealth>,
 }
@@ -253,6 +256,10 @@ pub struct RuntimeRecord {
     pub env: RuntimeEnv,
     pub host_port: u16,
     pub base_url: String,
+    /// Where Twilio reaches the runtime over TLS (`public_url` or `APP_PUBLIC_DOMAIN` at
+    /// provisioning); `None`: streams go to `base_url`'s host, which only suits a local stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<PublicUrl>,
     pub status: RuntimeStatus,
     pub desired: DesiredState,
     pub last_command_id: CommandId,

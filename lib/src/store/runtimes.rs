@@ -97,6 +97,7 @@ impl Store {
                     &EstablishmentRuntimeRecord {
                         runtime_id: runtime.id.clone(),
                         base_url: runtime.base_url.clone(),
+                        public_url: runtime.public_url.clone(),
                         status: runtime.status,
                         health: None,
                     },

@@ -121,9 +121,9 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
     assert_eq!(env["CALLPLANE_INGEST_TOKEN"], body["ingest_token"]);
     assert_eq!(spec.body["desired"], "created");
 
-    // WHEN start is asked before the host created it THEN it is a conflict
+    // WHEN drain is asked before the host created it THEN it is a conflict
     stack
-        .post_empty(&format!("/runtimes/{runtime}/start"), &admin)
+        .post_empty(&format!("/runtimes/{runtime}/drain"), &admin)
         .await
         .expect_error(409, "conflict");
 
@@ -548,4 +548,124 @@ async fn only_admins_change_lifecycle_and_other_tenants_see_nothing() {
         .await;
     assert_eq!(status.expect(200)["status"], "created");
     assert_eq!(queued(&stack).await.len(), 1);
+}
+
+#[tokio::test]
+async fn start_stop_and_restart_are_accepted_while_the_host_is_busy_and_the_host_converges() {
+    // GIVEN an establishment and a registered host
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let host_token = stack.host(HOST, (18080, 18081)).await;
+
+    // WHEN the admin provisions and at once asks to start, as a new user does
+    let provisioned = stack
+        .post(
+            &format!("/establishments/{est}/runtime"),
+            &admin,
+            provision_body(),
+        )
+        .await;
+    let provisioned = provisioned.expect(201).clone();
+    let runtime = provisioned["id"].as_str().unwrap().to_owned();
+    let create = provisioned["command_id"].as_str().unwrap().to_owned();
+    let start = stack
+        .post_empty(&format!("/runtimes/{runtime}/start"), &admin)
+        .await;
+    // THEN the start is accepted, the desired state is running, and both commands are queued
+    let start = start.expect(202).clone();
+    assert_eq!(start["desired_status"], "running", "{start}");
+    assert_eq!(start["status"], "starting");
+    let actions: Vec<String> = queued(&stack)
+        .await
+        .iter()
+        .map(|m| m.action.as_str().to_owned())
+        .collect();
+    assert_eq!(actions, ["create", "start"]);
+    // WHEN the host converges (the create is superseded, the start succeeds)
+    report(&stack, &host_token, &runtime, &create, "superseded")
+        .await
+        .expect(204);
+    let start_id = start["command_id"].as_str().unwrap();
+    report(&stack, &host_token, &runtime, start_id, "succeeded")
+        .await
+        .expect(204);
+    // THEN the runtime is running
+    let shown = stack
+        .get(&format!("/establishments/{est}/runtime"), &admin)
+        .await;
+    assert_eq!(shown.expect(200)["status"], "running");
+
+    // WHEN it is stopped and, while stopping, started again
+    stack
+        .post_empty(&format!("/runtimes/{runtime}/stop"), &admin)
+        .await
+        .expect(202);
+    let again = stack
+        .post_empty(&format!("/runtimes/{runtime}/start"), &admin)
+        .await;
+    // THEN the last word wins: running is desired
+    assert_eq!(again.expect(202)["desired_status"], "running");
+}
+
+#[tokio::test]
+async fn a_runtime_provisioned_to_start_with_a_public_url_is_reached_there_over_tls() {
+    // GIVEN an establishment and a registered host
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let host_token = stack.host(HOST, (18080, 18081)).await;
+
+    // WHEN the admin provisions with start: true and a public URL
+    let reply = stack
+        .post(
+            &format!("/establishments/{est}/runtime"),
+            &admin,
+            json!({ "image": "callplane/runtime-sim:dev", "start": true,
+                    "public_url": "https://RT-Helios.example.com/" }),
+        )
+        .await;
+    let body = reply.expect(201).clone();
+    let runtime = body["id"].as_str().unwrap().to_owned();
+    // THEN one command is queued and it converges straight to running
+    assert_eq!(body["desired_status"], "running", "{body}");
+    assert_eq!(body["public_url"], "https://rt-helios.example.com");
+    assert_eq!(queued(&stack).await.len(), 1);
+    // AND the host's spec carries the public address for its TLS front
+    let spec = host_call(
+        &stack,
+        Method::GET,
+        &format!("/hosts/{HOST}/runtimes/{runtime}"),
+        &host_token,
+        None,
+    )
+    .await;
+    assert_eq!(
+        spec.expect(200)["public_url"],
+        "https://rt-helios.example.com"
+    );
+    assert_eq!(spec.body["desired"], "running");
+
+    // WHEN the public URL is not https, or APP_PUBLIC_DOMAIN is not a name
+    let other = stack.establishment(&admin, "Other").await;
+    for (body, field) in [
+        (
+            json!({ "image": "img", "public_url": "http://rt.example.com" }),
+            "public_url",
+        ),
+        (
+            json!({ "image": "img", "env": { "APP_PUBLIC_DOMAIN": "not a domain" } }),
+            "APP_PUBLIC_DOMAIN",
+        ),
+    ] {
+        let reply = stack
+            .post(&format!("/establishments/{other}/runtime"), &admin, body)
+            .await;
+        // THEN 400 naming it, and no runtime
+        assert!(reply.expect_error(400, "validation_failed").contains(field));
+    }
+    stack
+        .get(&format!("/establishments/{other}/runtime"), &admin)
+        .await
+        .expect_error(404, "not_found");
 }
