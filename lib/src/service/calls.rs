@@ -576,14 +576,16 @@ async fn replay(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveParams {
-    pub establishment_id: EstablishmentId,
+    /// Absent: every establishment the caller belongs to.
+    pub establishment_id: Option<EstablishmentId>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
 
 /// `GET /calls/active` (viewers and up, Appendix A.5): the establishment's calls that have not
-/// ended, newest first.
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %params.establishment_id))]
+/// ended, newest first; without `establishment_id`, those of every establishment the caller
+/// belongs to (each call says its `establishment_id`).
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = ?params.establishment_id))]
 pub async fn active(
     app: &App,
     principal: &Principal,
@@ -594,14 +596,19 @@ pub async fn active(
         cursor: params.cursor,
     };
     let limit = list.limit()?;
-    let est = &params.establishment_id;
-    require_member(app, principal, est, Role::Viewer, "establishment").await?;
+    let cursor = list.cursor.as_deref();
+    let page = match &params.establishment_id {
+        Some(est) => {
+            require_member(app, principal, est, Role::Viewer, "establishment").await?;
+            app.store.active_calls(est, limit, cursor).await?
+        }
+        None => {
+            let ests = my_establishments(app, principal).await?;
+            app.store.active_calls_of(&ests, limit, cursor).await?
+        }
+    };
     let now = Timestamp::now();
-    Ok(app
-        .store
-        .active_calls(est, limit, list.cursor.as_deref())
-        .await?
-        .map(|c| CallView::of(c, now)))
+    Ok(page.map(|c| CallView::of(c, now)))
 }
 
 /// `GET /calls` query (PRD §7.5): `from`/`to` bound when calls were created (RFC 3339,
@@ -609,7 +616,8 @@ pub async fn active(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryParams {
-    pub establishment_id: EstablishmentId,
+    /// Absent: every establishment the caller belongs to.
+    pub establishment_id: Option<EstablishmentId>,
     pub status: Option<CallStatus>,
     pub direction: Option<Direction>,
     pub agent_id: Option<AgentId>,
@@ -619,8 +627,9 @@ pub struct HistoryParams {
     pub cursor: Option<String>,
 }
 
-/// `GET /calls` (viewers and up): the establishment's calls, newest first, filtered.
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %params.establishment_id))]
+/// `GET /calls` (viewers and up): the establishment's calls, newest first, filtered; without
+/// `establishment_id`, those of every establishment the caller belongs to.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = ?params.establishment_id))]
 pub async fn history(
     app: &App,
     principal: &Principal,
@@ -636,8 +645,6 @@ pub async fn history(
     {
         return Err(Error::invalid("from", "must not be after `to`"));
     }
-    let est = &params.establishment_id;
-    require_member(app, principal, est, Role::Viewer, "establishment").await?;
     let filter = CallFilter {
         status: params.status,
         direction: params.direction,
@@ -645,12 +652,45 @@ pub async fn history(
         from: params.from,
         to: params.to,
     };
+    let cursor = list.cursor.as_deref();
+    let page = match &params.establishment_id {
+        Some(est) => {
+            require_member(app, principal, est, Role::Viewer, "establishment").await?;
+            app.store.call_history(est, &filter, limit, cursor).await?
+        }
+        None => {
+            let ests = my_establishments(app, principal).await?;
+            app.store
+                .call_history_of(&ests, &filter, limit, cursor)
+                .await?
+        }
+    };
     let now = Timestamp::now();
-    Ok(app
+    Ok(page.map(|c| CallView::of(c, now)))
+}
+
+/// Most establishments a list without `establishment_id` reads at once (one Query each).
+const MAX_MERGED_ESTABLISHMENTS: usize = 25;
+
+/// The establishments the caller belongs to (one Query), for lists across them.
+async fn my_establishments(app: &App, principal: &Principal) -> Result<Vec<EstablishmentId>> {
+    let mut ests: Vec<EstablishmentId> = app
         .store
-        .call_history(est, &filter, limit, list.cursor.as_deref())
+        .memberships(&principal.user_id)
         .await?
-        .map(|c| CallView::of(c, now)))
+        .into_iter()
+        .map(|m| m.establishment_id)
+        .collect();
+    ests.sort();
+    if ests.len() > MAX_MERGED_ESTABLISHMENTS {
+        return Err(Error::invalid(
+            "establishment_id",
+            format!(
+                "is required for members of more than {MAX_MERGED_ESTABLISHMENTS} establishments"
+            ),
+        ));
+    }
+    Ok(ests)
 }
 
 /// `GET /calls/{id}` (viewers and up).

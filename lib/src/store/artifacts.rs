@@ -29,6 +29,18 @@ pub struct CallFilter {
     pub to: Option<Timestamp>,
 }
 
+impl CallFilter {
+    /// The sort-key range of `from`..`to` on the calls index (`{created_at}#{id}`). Key
+    /// conditions take no empty strings; every creation time sorts after "0".
+    fn range(&self) -> (String, String) {
+        let from = self.from.map_or_else(|| "0".to_owned(), |t| t.to_string());
+        let to = self
+            .to
+            .map_or_else(|| "\u{10FFFF}".to_owned(), |t| format!("{t}#\u{10FFFF}"));
+        (from, to)
+    }
+}
+
 /// How many Query pages one history page may read to fill itself when a filter drops items.
 const MAX_FILTERED_READS: usize = 5;
 
@@ -110,6 +122,40 @@ impl Store {
         self.list_page(&q, limit, cursor).await
     }
 
+    /// A page of the live calls of several establishments (a user's), newest first: one
+    /// Query per establishment per page (see `merged_page`).
+    pub async fn active_calls_of(
+        &self,
+        ests: &[EstablishmentId],
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<CallRecord>> {
+        let pks: Vec<String> = ests.iter().map(keys::active_calls_index).collect();
+        let parts: Vec<ListQuery<'_>> = pks
+            .iter()
+            .map(|pk| ListQuery::index(Index::Gsi2, pk).newest_first())
+            .collect();
+        self.merged_page(&parts, limit, cursor).await
+    }
+
+    /// A page of the call history of several establishments (a user's), newest first,
+    /// filtered: one Query per establishment per page (see `merged_page`).
+    pub async fn call_history_of(
+        &self,
+        ests: &[EstablishmentId],
+        filter: &CallFilter,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<CallRecord>> {
+        let (from, to) = filter.range();
+        let pks: Vec<String> = ests.iter().map(keys::calls_index).collect();
+        let parts = pks
+            .iter()
+            .map(|pk| history_query(pk, &from, &to, filter))
+            .collect::<Result<Vec<_>>>()?;
+        self.merged_page(&parts, limit, cursor).await
+    }
+
     /// A page of an establishment's call history, newest first, filtered. A filter that drops
     /// items makes DynamoDB read further: up to [`MAX_FILTERED_READS`] Queries fill a page, and
     /// a shorter page with a cursor means "keep going".
@@ -121,49 +167,8 @@ impl Store {
         cursor: Option<&str>,
     ) -> Result<Page<CallRecord>> {
         let pk = keys::calls_index(est);
-        // Key conditions take no empty strings; every creation time sorts after "0".
-        let from = filter
-            .from
-            .map_or_else(|| "0".to_owned(), |t| t.to_string());
-        let to = filter
-            .to
-            .map_or_else(|| "\u{10FFFF}".to_owned(), |t| format!("{t}#\u{10FFFF}"));
-        let mut q = ListQuery::gsi1(&pk).between(&from, &to).newest_first();
-        let mut conditions = Vec::new();
-        let mut names = HashMap::new();
-        let mut values = HashMap::new();
-        if let Some(status) = filter.status {
-            conditions.push("#status = :status");
-            names.insert("#status".to_owned(), "status".to_owned());
-            values.insert(":status".to_owned(), s(status.as_str()));
-        }
-        if let Some(direction) = filter.direction {
-            conditions.push("direction = :direction");
-            values.insert(
-                ":direction".to_owned(),
-                serde_dynamo::to_attribute_value(direction)?,
-            );
-        }
-        if let Some(agent) = &filter.agent_id {
-            conditions.push("agent_id = :agent");
-            values.insert(":agent".to_owned(), s(agent.as_str()));
-        }
-        if !conditions.is_empty() {
-            let fingerprint = format!(
-                "{:?}|{:?}|{}",
-                filter.status,
-                filter.direction,
-                filter.agent_id.as_ref().map_or("", |a| a.as_str())
-            );
-            q = q.filtered(
-                Filter {
-                    expression: conditions.join(" AND "),
-                    names,
-                    values,
-                },
-                &fingerprint,
-            );
-        }
+        let (from, to) = filter.range();
+        let q = history_query(&pk, &from, &to, filter)?;
         let mut start = cursor
             .map(|c| self.cursors().decode(&q.name, c))
             .transpose()?;
@@ -214,4 +219,51 @@ impl Store {
         }
         Ok((runtime, errors))
     }
+}
+
+/// The history Query of one establishment's calls index (`pk`), creation times between `from`
+/// and `to`, with the filter's conditions (and their fingerprint in the cursor binding).
+fn history_query<'a>(
+    pk: &'a str,
+    from: &'a str,
+    to: &'a str,
+    filter: &CallFilter,
+) -> Result<ListQuery<'a>> {
+    let mut q = ListQuery::gsi1(pk).between(from, to).newest_first();
+    let mut conditions = Vec::new();
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    if let Some(status) = filter.status {
+        conditions.push("#status = :status");
+        names.insert("#status".to_owned(), "status".to_owned());
+        values.insert(":status".to_owned(), s(status.as_str()));
+    }
+    if let Some(direction) = filter.direction {
+        conditions.push("direction = :direction");
+        values.insert(
+            ":direction".to_owned(),
+            serde_dynamo::to_attribute_value(direction)?,
+        );
+    }
+    if let Some(agent) = &filter.agent_id {
+        conditions.push("agent_id = :agent");
+        values.insert(":agent".to_owned(), s(agent.as_str()));
+    }
+    if !conditions.is_empty() {
+        let fingerprint = format!(
+            "{:?}|{:?}|{}",
+            filter.status,
+            filter.direction,
+            filter.agent_id.as_ref().map_or("", |a| a.as_str())
+        );
+        q = q.filtered(
+            Filter {
+                expression: conditions.join(" AND "),
+                names,
+                values,
+            },
+            &fingerprint,
+        );
+    }
+    Ok(q)
 }

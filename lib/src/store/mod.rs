@@ -425,6 +425,106 @@ impl Store {
         })
     }
 
+    /// One page merged from several partitions that are read newest first and sort alike (an
+    /// establishment's calls, for each establishment of a user): each partition is read once,
+    /// concurrently, and the newest `limit` items of them all are the page. The cursor holds,
+    /// per partition, where its next read starts (the last item taken from it) or that it is
+    /// done; it is bound to exactly these partitions.
+    pub(crate) async fn merged_page<T: DeserializeOwned>(
+        &self,
+        parts: &[ListQuery<'_>],
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<Page<T>> {
+        const DONE: &str = "done";
+        let name = format!(
+            "merge:{}",
+            parts
+                .iter()
+                .map(|q| q.name.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        let state = cursor
+            .map(|c| self.cursors.decode(&name, c))
+            .transpose()?
+            .unwrap_or_default();
+        let part_state = |i: usize| -> (bool, Option<Item>) {
+            let prefix = format!("{i}|");
+            let done = state.get(&prefix).is_some();
+            let start: Item = state
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone())))
+                .filter(|(k, _)| !k.is_empty())
+                .collect();
+            (done, (!start.is_empty()).then_some(start))
+        };
+        let reads = parts.iter().enumerate().map(|(i, q)| {
+            let (done, start) = part_state(i);
+            async move {
+                if done {
+                    return Ok((i, Vec::new(), None, true, start));
+                }
+                let (items, next) = self.query_page(q, limit, start.clone()).await?;
+                Ok::<_, Error>((i, items, next, false, start))
+            }
+        });
+        let results = futures::future::try_join_all(reads).await?;
+        let sort_attr = |q: &ListQuery<'_>| q.index.map_or(keys::SK, |i| i.attributes().1);
+        let mut candidates: Vec<(String, usize, Item)> = Vec::new();
+        for (i, items, ..) in &results {
+            for item in items {
+                let at = item
+                    .get(sort_attr(&parts[*i]))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                candidates.push((at, *i, item.clone()));
+            }
+        }
+        candidates.sort_by(|a, b| b.0.cmp(&a.0));
+        candidates.truncate(usize::try_from(limit).unwrap_or(0));
+        let mut next = Item::new();
+        for (i, items, lek, done, start) in &results {
+            let q = &parts[*i];
+            let taken: Vec<&Item> = candidates
+                .iter()
+                .filter(|c| c.1 == *i)
+                .map(|c| &c.2)
+                .collect();
+            let part_done = *done || (taken.len() == items.len() && lek.is_none());
+            let resume = match taken.last() {
+                _ if part_done => None,
+                Some(last) => Some(key_of(last, q)),
+                None if items.is_empty() => lek.clone(),
+                None => start.clone(),
+            };
+            match resume {
+                None if part_done => {
+                    next.insert(format!("{i}|"), AttributeValue::S(DONE.into()));
+                }
+                None => {}
+                Some(key) => {
+                    for (k, v) in key {
+                        next.insert(format!("{i}|{k}"), v);
+                    }
+                }
+            }
+        }
+        let all_done = (0..parts.len()).all(|i| next.contains_key(&format!("{i}|")));
+        Ok(Page {
+            items: candidates
+                .into_iter()
+                .map(|(_, _, item)| Self::record(item))
+                .collect::<Result<_>>()?,
+            cursor: if all_done {
+                None
+            } else {
+                Some(self.cursors.encode(&name, &next)?)
+            },
+        })
+    }
+
     /// Every record of a `gsi1` partition (follows pages).
     pub(crate) async fn gsi1_all<T: DeserializeOwned>(&self, pk: &str) -> Result<Vec<T>> {
         self.query_all(&ListQuery::gsi1(pk)).await
@@ -659,6 +759,20 @@ impl<'a> ListQuery<'a> {
         self.forward = false;
         self
     }
+}
+
+/// The key an item of `q` is read from again (`ExclusiveStartKey`): the table's key and, for
+/// an index, the index's.
+fn key_of(item: &Item, q: &ListQuery<'_>) -> Item {
+    let mut names = vec![keys::PK, keys::SK];
+    if let Some(index) = q.index {
+        let (pk, sk) = index.attributes();
+        names.extend([pk, sk]);
+    }
+    names
+        .into_iter()
+        .filter_map(|n| Some((n.to_owned(), item.get(n)?.clone())))
+        .collect()
 }
 
 fn string_attr(item: &Item, name: &str) -> Result<String> {

@@ -1413,3 +1413,66 @@ async fn only_numbers_of_the_twilio_account_register_and_registering_points_them
     assert_eq!(at_twilio.voice_url, "");
     assert_eq!(at_twilio.status_callback, "");
 }
+
+#[tokio::test]
+async fn without_an_establishment_the_call_lists_cover_every_establishment_of_the_caller() {
+    // GIVEN an admin of two establishments, each with a live call, and a viewer of only one
+    let stack = Stack::new().await;
+    let (admin, est_a, _) = routed(&stack, NUMBER).await;
+    let (port_a, _sim_a) = runtime_sim().await;
+    running_runtime(&stack, &admin, &est_a, port_a).await;
+    let est_b = stack.establishment(&admin, "Borealis").await;
+    let agent_b = stack.agent(&admin, &est_b, "Nova").await;
+    stack.published(&admin, &agent_b, "v1").await;
+    stack
+        .number(&admin, &est_b, OTHER_NUMBER, &agent_b)
+        .await
+        .expect(201);
+    let (port_b, _sim_b) = runtime_sim().await;
+    running_runtime(&stack, &admin, &est_b, port_b).await;
+    incoming(&stack, "CA_list_a1", CALLER, NUMBER).await;
+    incoming(&stack, "CA_list_b1", CALLER, OTHER_NUMBER).await;
+    incoming(&stack, "CA_list_a2", CALLER, NUMBER).await;
+    let viewer = stack
+        .member(&admin, &est_b, "viewer-b@example.com", "viewer")
+        .await;
+
+    // WHEN the admin lists live calls without establishment_id, one per page
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let path = match &cursor {
+            Some(c) => format!("/calls/active?limit=1&cursor={c}"),
+            None => "/calls/active?limit=1".to_owned(),
+        };
+        let page = stack.get(&path, &admin).await.expect(200).clone();
+        for call in page["items"].as_array().unwrap() {
+            seen.push((
+                call["establishment_id"].as_str().unwrap().to_owned(),
+                call["created_at"].as_str().unwrap().to_owned(),
+            ));
+        }
+        cursor = page["cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    // THEN every live call of both establishments comes once, newest first
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen.iter().filter(|(e, _)| *e == est_a).count(), 2);
+    assert_eq!(seen.iter().filter(|(e, _)| *e == est_b).count(), 1);
+    assert!(seen.windows(2).all(|w| w[0].1 >= w[1].1), "{seen:?}");
+    // AND the history without establishment_id has them all too
+    let history = stack.get("/calls?direction=inbound", &admin).await;
+    assert_eq!(history.expect(200)["items"].as_array().unwrap().len(), 3);
+    // AND the viewer of one establishment sees only its call
+    let theirs = stack.get("/calls/active", &viewer).await;
+    let items = theirs.expect(200)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["establishment_id"], est_b.as_str());
+    // AND a cursor of another query is refused
+    let foreign = stack
+        .get(&format!("/calls/active?cursor={}", "x".repeat(20)), &admin)
+        .await;
+    foreign.expect_error(400, "validation_failed");
+}
