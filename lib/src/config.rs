@@ -48,6 +48,24 @@ pub struct Config {
     /// The post-call job queue (`SUMMARY_QUEUE_URL`); the ingest function needs it (see
     /// [`Config::summary_queue`]).
     pub summary_queue_url: Option<String>,
+    /// The images runtimes may be provisioned from (`RUNTIME_IMAGES`, comma-separated; an
+    /// entry ending in `*` allows every reference that starts with the rest, e.g.
+    /// `registry.example.com/voice-agent-runtime:*`). Default: `RUNTIME_IMAGE` (the voice-agent
+    /// runtime, default `voice-agent-runtime:latest`) and the runtime-sim image. A tenant's
+    /// admin must not run arbitrary code on a shared host.
+    pub runtime_images: Vec<String>,
+}
+
+impl Config {
+    /// Whether a runtime may be provisioned from `image`.
+    pub fn image_allowed(&self, image: &str) -> bool {
+        self.runtime_images
+            .iter()
+            .any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => image.starts_with(prefix),
+                None => image == allowed,
+            })
+    }
 }
 
 /// What the calls and webhook functions need to talk to Twilio and to be called by it.
@@ -72,6 +90,9 @@ pub struct TelephonyConfig {
     /// `WHATSAPP_APP_SECRET`: signs WhatsApp webhook bodies (`X-Hub-Signature-256`).
     pub whatsapp_app_secret: Option<Secret>,
 }
+
+/// The local runtime stand-in's image (`make runtime-sim-image`), allowed by default.
+pub const RUNTIME_SIM_IMAGE: &str = "callplane/runtime-sim:dev";
 
 /// A secret value from the environment. Its `Debug` never shows it, so a config, a client or
 /// an error that holds one can be logged whole; `expose` is the one way to read it.
@@ -207,7 +228,19 @@ impl Config {
                 problem: "must be an SQS queue URL".into(),
             });
         }
+        let runtime_images = match get("RUNTIME_IMAGES").filter(|v| !v.trim().is_empty()) {
+            Some(list) => list
+                .split(',')
+                .map(|i| i.trim().to_owned())
+                .filter(|i| !i.is_empty())
+                .collect(),
+            None => vec![
+                or("RUNTIME_IMAGE", "voice-agent-runtime:latest"),
+                RUNTIME_SIM_IMAGE.to_owned(),
+            ],
+        };
         Ok(Self {
+            runtime_images,
             telephony,
             summary_queue_url,
             ingest_url,

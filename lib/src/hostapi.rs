@@ -113,8 +113,52 @@ pub struct RuntimeHealth {
     pub checked_at: Timestamp,
 }
 
-/// `POST /hosts/{host}/health`.
+/// `POST /hosts/{host}/health`, as a host sends it: at most [`MAX_HEALTH_REPORTS`] reports.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HealthReport {
     pub reports: Vec<RuntimeHealth>,
+}
+
+/// Most runtime reports in one health report (a host with more sends several).
+pub const MAX_HEALTH_REPORTS: usize = 100;
+/// Largest runtime `/info` body kept, serialized; the host agent reads no more than this.
+pub const MAX_AGENT_INFO_BYTES: usize = 8 * 1024;
+/// Most readiness issues kept per runtime, and the longest one.
+pub const MAX_ISSUES: usize = 20;
+pub const MAX_ISSUE_CHARS: usize = 500;
+
+/// `POST /hosts/{host}/health` as the control plane reads it: each report on its own, so that
+/// one bad report (unparseable, oversized, unstorable) is refused alone and every other
+/// runtime on the host is still recorded.
+#[derive(Clone, Debug, Deserialize)]
+pub struct HealthReportIn {
+    pub reports: Vec<serde_json::Value>,
+}
+
+/// What became of one runtime report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthOutcome {
+    /// Recorded on the runtime and its routing copy.
+    Applied,
+    /// About a runtime not on this host, or no longer its establishment's.
+    Ignored,
+    /// Refused; `error` says why.
+    Rejected,
+}
+
+/// The answer to a health report: one result per report, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HealthResults {
+    pub results: Vec<HealthResult>,
+}
+
+/// One report's result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HealthResult {
+    pub index: usize,
+    pub runtime_id: Option<RuntimeId>,
+    pub outcome: HealthOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<serde_json::Value>,
 }

@@ -108,6 +108,37 @@ impl Queue {
             .collect())
     }
 
+    /// The queue's `maxReceiveCount` (its redrive policy): how many deliveries a message gets
+    /// before SQS moves it to the dead-letter queue; `None` without a redrive policy.
+    pub async fn max_receive_count(&self) -> Result<Option<u32>> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        let Some(policy) = out
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        else {
+            return Ok(None);
+        };
+        let policy: serde_json::Value = serde_json::from_str(policy).map_err(Error::internal)?;
+        // SQS writes the number as a string or as a number, depending on who set it.
+        let count = match &policy["maxReceiveCount"] {
+            serde_json::Value::String(s) => s.parse().ok(),
+            serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            _ => None,
+        };
+        count
+            .map(Some)
+            .ok_or_else(|| Error::internal("redrive policy without a maxReceiveCount"))
+    }
+
     /// Makes a received message visible again after `secs` (a retry with back-off).
     pub async fn retry_in(&self, receipt_handle: &str, secs: i32) -> Result<()> {
         self.client

@@ -24,15 +24,51 @@ pub struct Config {
     /// How long a received command stays hidden from other receivers while it runs
     /// (`COMMAND_VISIBILITY_SECONDS`, default 60).
     pub command_visibility_secs: i32,
-    /// Deliveries after which a failing command is reported failed for good; must equal the
-    /// queue's `maxReceiveCount` so the message then moves to the DLQ
-    /// (`MAX_COMMAND_ATTEMPTS`, default 5).
+    /// Deliveries after which a failing command is reported failed for good: the queue's
+    /// `maxReceiveCount`, read from its redrive policy at start (so the last attempt is the one
+    /// SQS then moves to the DLQ); `MAX_COMMAND_ATTEMPTS` (default 5) only for a queue
+    /// without one.
     pub max_attempts: u32,
     /// Host address runtime ports are bound to and runtimes are polled at
     /// (`RUNTIME_BIND_IP`, default 127.0.0.1).
     pub bind_ip: String,
     /// Seconds `docker stop` waits before killing (`STOP_TIMEOUT_SECONDS`, default 10).
     pub stop_timeout_secs: i32,
+    /// What one runtime container may use: one tenant's runtime must not starve the others
+    /// on the host.
+    pub limits: Limits,
+    /// Credentials for pulling runtime images that are not on the host yet
+    /// (`REGISTRY_SERVER`, `REGISTRY_USERNAME`, `REGISTRY_PASSWORD`); none: anonymous pulls.
+    pub registry: Option<Registry>,
+}
+
+/// Resource limits of every runtime container.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// `RUNTIME_MEMORY_MB`, default 1024 (the container is killed past it, swap included).
+    pub memory_mb: u64,
+    /// `RUNTIME_MILLI_CPUS`, default 1000 (one core).
+    pub milli_cpus: u64,
+    /// `RUNTIME_PIDS`, default 512 (no fork bombs).
+    pub pids: u64,
+}
+
+/// A registry's credentials.
+#[derive(Clone)]
+pub struct Registry {
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("server", &self.server)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -46,6 +82,8 @@ impl std::fmt::Debug for Config {
             .field("reconcile_interval", &self.reconcile_interval)
             .field("max_attempts", &self.max_attempts)
             .field("bind_ip", &self.bind_ip)
+            .field("limits", &self.limits)
+            .field("registry", &self.registry)
             .finish()
     }
 }
@@ -97,6 +135,23 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "127.0.0.1".into()),
             stop_timeout_secs: number("STOP_TIMEOUT_SECONDS", 10, 0..=300)? as i32,
+            limits: Limits {
+                memory_mb: number("RUNTIME_MEMORY_MB", 1024, 64..=65_536)?,
+                milli_cpus: number("RUNTIME_MILLI_CPUS", 1000, 100..=64_000)?,
+                pids: number("RUNTIME_PIDS", 512, 16..=32_768)?,
+            },
+            registry: match (
+                get("REGISTRY_SERVER").filter(|v| !v.trim().is_empty()),
+                get("REGISTRY_USERNAME").filter(|v| !v.trim().is_empty()),
+            ) {
+                (Some(server), Some(username)) => Some(Registry {
+                    server,
+                    username,
+                    password: var("REGISTRY_PASSWORD")?,
+                }),
+                (None, None) => None,
+                _ => bail!("REGISTRY_SERVER and REGISTRY_USERNAME go together"),
+            },
         })
     }
 }

@@ -2,6 +2,7 @@
 //! `GET /readyz`, `GET /info`, `POST /control/drain`, `POST /control/resume`.
 
 use anyhow::{Context, Result, bail};
+use callplane::hostapi::MAX_AGENT_INFO_BYTES;
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -62,9 +63,11 @@ impl Runtime<'_> {
         probe
     }
 
-    /// `GET /info`.
+    /// `GET /info`, read up to [`MAX_AGENT_INFO_BYTES`]: a runtime is a tenant's code, and
+    /// whatever it answers is stored for its establishment, so a larger body is refused
+    /// unread rather than buffered.
     pub async fn info(&self) -> Result<Value> {
-        let response = self
+        let mut response = self
             .http
             .get(format!("{}/info", self.base))
             .timeout(Duration::from_secs(2))
@@ -74,7 +77,14 @@ impl Runtime<'_> {
         if !response.status().is_success() {
             bail!("runtime /info answered {}", response.status());
         }
-        response.json().await.context("runtime /info body")
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.context("runtime /info body")? {
+            if body.len() + chunk.len() > MAX_AGENT_INFO_BYTES {
+                bail!("runtime /info body is over {MAX_AGENT_INFO_BYTES} bytes");
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).context("runtime /info body")
     }
 
     /// `POST /control/{drain|resume}`, retried for up to `patience` while the runtime starts

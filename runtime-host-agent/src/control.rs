@@ -2,7 +2,10 @@
 //! `runtimes` function (`/hosts/{host}/…`), with the wire types of `callplane::hostapi`.
 
 use anyhow::{Context, Result, bail};
-use callplane::hostapi::{CommandResult, HealthReport, RuntimeHealth, RuntimeSpec, RuntimeSpecs};
+use callplane::hostapi::{
+    CommandResult, HealthOutcome, HealthReport, HealthResults, MAX_HEALTH_REPORTS, RuntimeHealth,
+    RuntimeSpec, RuntimeSpecs,
+};
 use callplane::ids::{CommandId, RuntimeId};
 use std::time::Duration;
 
@@ -95,16 +98,31 @@ impl ControlPlane {
 
     /// Reports what the host saw of its runtimes.
     pub async fn health(&self, reports: Vec<RuntimeHealth>) -> Result<()> {
-        let response = self
-            .http
-            .post(self.url("/health"))
-            .bearer_auth(&self.token)
-            .json(&HealthReport { reports })
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .context("reporting health")?;
-        Self::check(response, "POST health").await?;
+        for chunk in reports.chunks(MAX_HEALTH_REPORTS) {
+            let response = self
+                .http
+                .post(self.url("/health"))
+                .bearer_auth(&self.token)
+                .json(&HealthReport {
+                    reports: chunk.to_vec(),
+                })
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .context("reporting health")?;
+            let results: HealthResults = Self::check(response, "POST health")
+                .await?
+                .json()
+                .await
+                .context("health results")?;
+            for refused in results
+                .results
+                .iter()
+                .filter(|r| r.outcome == HealthOutcome::Rejected)
+            {
+                tracing::warn!(runtime_id = ?refused.runtime_id, error = ?refused.error, "the control plane refused a runtime's health report");
+            }
+        }
         Ok(())
     }
 }

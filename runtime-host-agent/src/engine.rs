@@ -2,12 +2,15 @@
 //! (idempotently: a repeated call changes nothing and never makes a second container), and
 //! listing the containers this agent manages (labelled with their runtime id).
 
+use crate::config::{Limits, Registry};
 use anyhow::{Context, Result, bail};
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
+use bollard::query_parameters::CreateImageOptionsBuilder;
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -46,11 +49,29 @@ pub struct Managed {
 #[derive(Clone, Debug)]
 pub struct Engine {
     host_id: String,
+    limits: Limits,
+    registry: Option<Registry>,
     /// Connected on first use and kept; while the engine cannot be reached every use fails
     /// (and is reported and retried) instead of the agent exiting.
     client: std::sync::Arc<std::sync::Mutex<Option<Docker>>>,
     bind_ip: String,
     stop_timeout_secs: i32,
+}
+
+fn mib(n: u64) -> i64 {
+    i64::try_from(n * 1024 * 1024).unwrap_or(i64::MAX)
+}
+
+/// `(name, tag or digest)` of an image reference, for a pull.
+fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((name, digest)) = image.split_once('@') {
+        return (name, digest);
+    }
+    match image.rsplit_once(':') {
+        // A colon after the last slash is a tag; before it, a registry port.
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
 }
 
 fn status_of(e: &DockerError) -> Option<u16> {
@@ -63,12 +84,14 @@ fn status_of(e: &DockerError) -> Option<u16> {
 impl Engine {
     /// The engine `DOCKER_HOST` names, or the local socket. Connecting is lazy: an unreachable
     /// engine shows up as errors on use, which are reported and retried.
-    pub fn new(host_id: &str, bind_ip: &str, stop_timeout_secs: i32) -> Self {
+    pub fn new(config: &crate::Config) -> Self {
         Self {
-            host_id: host_id.to_owned(),
+            host_id: config.host_id.clone(),
+            limits: config.limits,
+            registry: config.registry.clone(),
             client: std::sync::Arc::default(),
-            bind_ip: bind_ip.to_owned(),
-            stop_timeout_secs,
+            bind_ip: config.bind_ip.clone(),
+            stop_timeout_secs: config.stop_timeout_secs,
         }
     }
 
@@ -181,6 +204,18 @@ impl Engine {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
+                // A tenant's runtime gets its share of the host and nothing more: memory
+                // (swap included), CPU and processes are capped, it runs unprivileged with
+                // every capability dropped and cannot gain privileges.
+                memory: Some(mib(self.limits.memory_mb)),
+                memory_swap: Some(mib(self.limits.memory_mb)),
+                nano_cpus: Some(
+                    i64::try_from(self.limits.milli_cpus * 1_000_000).unwrap_or(i64::MAX),
+                ),
+                pids_limit: Some(i64::try_from(self.limits.pids).unwrap_or(i64::MAX)),
+                privileged: Some(false),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
                 ..Default::default()
             }),
             ..Default::default()
@@ -188,7 +223,16 @@ impl Engine {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.container_name)
             .build();
-        match self.docker()?.create_container(Some(options), body).await {
+        let mut created = self
+            .docker()?
+            .create_container(Some(options.clone()), body.clone())
+            .await;
+        // The image is not on this host yet: pull it, then create.
+        if created.as_ref().err().and_then(status_of) == Some(404) {
+            self.pull(&spec.image).await?;
+            created = self.docker()?.create_container(Some(options), body).await;
+        }
+        match created {
             Ok(_) => Ok(()),
             // Created concurrently (a redelivered command racing this one): converged.
             Err(e) if status_of(&e) == Some(409) => Ok(()),
@@ -199,6 +243,31 @@ impl Engine {
                 )
             }),
         }
+    }
+
+    /// Pulls `image` (`name:tag` or `name@digest`; `latest` when it says neither) with the
+    /// configured registry credentials.
+    async fn pull(&self, image: &str) -> Result<()> {
+        use futures::StreamExt as _;
+        let (name, tag) = split_reference(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(tag)
+            .build();
+        let credentials = self.registry.as_ref().map(|r| DockerCredentials {
+            username: Some(r.username.clone()),
+            password: Some(r.password.clone()),
+            serveraddress: Some(r.server.clone()),
+            ..Default::default()
+        });
+        tracing::info!(image, "pulling an image that is not on this host");
+        let mut progress = self
+            .docker()?
+            .create_image(Some(options), None, credentials);
+        while let Some(step) = progress.next().await {
+            step.with_context(|| format!("docker: pulling {image}"))?;
+        }
+        Ok(())
     }
 
     async fn stop(&self, name: &str) -> Result<()> {

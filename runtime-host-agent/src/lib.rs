@@ -54,7 +54,7 @@ pub async fn tls_front(config: &Config) -> Result<String> {
 
 /// Runs the agent until `shutdown` completes: a command in progress is finished and reported
 /// first; nothing received is lost (an unfinished message is redelivered by SQS).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     // TLS to the control plane uses the provider the AWS SDK already links.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::builder()
@@ -63,7 +63,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .context("building the HTTP client")?;
     let sdk = callplane::aws::load().await;
     let agent = Agent {
-        engine: Engine::new(&config.host_id, &config.bind_ip, config.stop_timeout_secs),
+        engine: Engine::new(&config),
         api: ControlPlane::new(
             http.clone(),
             &config.api_url,
@@ -72,8 +72,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         ),
         queue: Queue::new(aws_sdk_sqs::Client::new(&sdk), &config.commands_queue_url),
         http,
-        config,
+        config: config.clone(),
     };
+    // The last attempt must be the one SQS dead-letters: take the count from the queue.
+    match agent.queue.max_receive_count().await {
+        Ok(Some(count)) => config.max_attempts = count,
+        Ok(None) => tracing::warn!(
+            max_attempts = config.max_attempts,
+            "the command queue has no redrive policy; failing commands are retried up to MAX_COMMAND_ATTEMPTS"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, max_attempts = config.max_attempts, "could not read the command queue's redrive policy")
+        }
+    }
+    let agent = Agent { config, ..agent };
     if let Err(e) = agent.engine.ping().await {
         tracing::error!(
             error = format!("{e:#}"),
@@ -102,12 +114,14 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 impl Agent {
-    /// The command loop: long-poll, execute one message at a time, report, then delete.
+    /// The command loop: long-poll for one message (a batch would sit in flight, its
+    /// visibility running out, while earlier ones execute), execute it while keeping it
+    /// hidden, report, then delete.
     async fn commands(self, mut stop: watch::Receiver<bool>) {
         loop {
             let batch = tokio::select! {
                 () = stopped(&mut stop) => return,
-                batch = self.queue.receive_counted(10, 20, self.config.command_visibility_secs) => batch,
+                batch = self.queue.receive_counted(1, 20, self.config.command_visibility_secs) => batch,
             };
             match batch {
                 Ok(messages) => {
@@ -146,7 +160,25 @@ impl Agent {
         let attempt = message.receive_count;
         let span = tracing::info_span!("command", command_id = %command.command_id, runtime_id = %command.runtime_id, action = command.action.as_str(), attempt);
         let _entered = span.enter();
-        let result = match self.execute(&command).await {
+        let executed = {
+            let work = self.execute(&command);
+            tokio::pin!(work);
+            // A command can outlast its visibility (pulling a large image): keep it hidden
+            // while it runs, so that no other receiver starts it again meanwhile.
+            let visibility = self.config.command_visibility_secs;
+            let every = Duration::from_secs(u64::try_from(visibility / 2).unwrap_or(1).max(1));
+            loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    () = tokio::time::sleep(every) => {
+                        if let Err(e) = self.queue.retry_in(&message.receipt_handle, visibility).await {
+                            tracing::warn!(error = %e, "could not extend the command's visibility");
+                        }
+                    }
+                }
+            }
+        };
+        let result = match executed {
             Ok(outcome) => CommandResult {
                 runtime_id: command.runtime_id.clone(),
                 outcome,

@@ -9,7 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use callplane::auth::Principal;
 use callplane::domain::{HostId, RuntimeAction};
-use callplane::hostapi::{CommandResult, HealthReport, RuntimeSpec, RuntimeSpecs};
+use callplane::hostapi::{CommandResult, HealthReportIn, HealthResults, RuntimeSpec, RuntimeSpecs};
 use callplane::http::{ApiJson, BearerToken, Path, finish};
 use callplane::ids::{CommandId, EstablishmentId, RuntimeId};
 use callplane::service::runtimes::{
@@ -166,9 +166,9 @@ async fn host_health(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
     Path(host): Path<HostId>,
-    ApiJson(report): ApiJson<HealthReport>,
-) -> Result<StatusCode> {
+    ApiJson(report): ApiJson<HealthReportIn>,
+) -> Result<Json<HealthResults>> {
     rt::host_health(&app, host.as_str(), &token, report)
         .await
-        .map(|()| StatusCode::NO_CONTENT)
+        .map(Json)
 }

@@ -10,7 +10,9 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::hostapi::{
-    self, CommandMessage, CommandResult, HealthReport, RuntimeSpec, RuntimeSpecs,
+    self, CommandMessage, CommandResult, HealthOutcome, HealthReportIn, HealthResult,
+    HealthResults, MAX_AGENT_INFO_BYTES, MAX_HEALTH_REPORTS, MAX_ISSUE_CHARS, MAX_ISSUES,
+    RuntimeHealth, RuntimeSpec, RuntimeSpecs,
 };
 use crate::ids::{CommandId, EstablishmentId, RuntimeId};
 use crate::queues::Queue;
@@ -19,6 +21,7 @@ use crate::store::records::{
     CommandRecord, CommandStatus, HostRecord, RuntimeErrorRecord, RuntimeRecord, UserRecord,
 };
 use crate::time::Timestamp;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -257,6 +260,16 @@ pub async fn provision(
         }
         (None, None) => None,
     };
+    if !app.config.image_allowed(req.image.as_str()) {
+        return Err(Error::unprocessable(
+            "image_not_allowed",
+            Some("image"),
+            format!(
+                "image: {} is not one of the runtime images this deployment allows",
+                req.image.as_str()
+            ),
+        ));
+    }
     let host = place(app).await?;
     let id = RuntimeId::new();
     let token = ingest_token(app, &id)?;
@@ -636,12 +649,96 @@ pub async fn host_command_result(
 
 /// `POST /hosts/{host}/health`: what the host saw of its runtimes.
 #[tracing::instrument(skip_all, fields(host_id = host, reports = report.reports.len()))]
-pub async fn host_health(app: &App, host: &str, token: &str, report: HealthReport) -> Result<()> {
+pub async fn host_health(
+    app: &App,
+    host: &str,
+    token: &str,
+    report: HealthReportIn,
+) -> Result<HealthResults> {
     host_access(app, host, token).await?;
-    if report.reports.len() > 1000 {
-        return Err(Error::invalid("reports", "at most 1000 per report"));
+    if report.reports.len() > MAX_HEALTH_REPORTS {
+        return Err(Error::invalid(
+            "reports",
+            format!("at most {MAX_HEALTH_REPORTS} per request; send several"),
+        ));
     }
-    app.store.record_health(host, &report.reports).await
+    let results = futures::stream::iter(report.reports.into_iter().enumerate())
+        .map(|(index, raw)| async move {
+            let runtime_id = raw
+                .get("runtime_id")
+                .and_then(|v| serde_json::from_value::<RuntimeId>(v.clone()).ok());
+            let outcome = match runtime_health(raw) {
+                Ok(health) => match app.store.record_health(host, &health).await {
+                    Ok(true) => Ok(HealthOutcome::Applied),
+                    Ok(false) => {
+                        tracing::warn!(host, runtime_id = %health.runtime_id, "health report for a runtime not on this host or not current");
+                        Ok(HealthOutcome::Ignored)
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(outcome) => Ok(HealthResult {
+                    index,
+                    runtime_id,
+                    outcome,
+                    error: None,
+                }),
+                // Our own failures fail the request (the host reports again); the report's
+                // own faults are answered for it alone.
+                Err(e) if e.code().0.is_server_error() => Err(e),
+                Err(e) => Ok(HealthResult {
+                    index,
+                    runtime_id,
+                    outcome: HealthOutcome::Rejected,
+                    error: Some(e.envelope()),
+                }),
+            }
+        })
+        .buffered(HEALTH_WRITES_AT_ONCE)
+        .collect::<Vec<Result<HealthResult>>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(HealthResults { results })
+}
+
+/// Runtime reports of one health report written at once.
+const HEALTH_WRITES_AT_ONCE: usize = 8;
+
+/// One runtime's report, checked: its shape, and sizes DynamoDB and the status API can carry.
+fn runtime_health(raw: serde_json::Value) -> Result<RuntimeHealth> {
+    let mut health: RuntimeHealth = crate::http::from_value(raw)?;
+    if health.container_state.is_empty() || health.container_state.len() > 64 {
+        return Err(Error::invalid(
+            "container_state",
+            "must be 1 to 64 characters",
+        ));
+    }
+    if health.issues.len() > MAX_ISSUES
+        || health
+            .issues
+            .iter()
+            .any(|i| i.chars().count() > MAX_ISSUE_CHARS)
+    {
+        return Err(Error::invalid(
+            "issues",
+            format!("at most {MAX_ISSUES} of at most {MAX_ISSUE_CHARS} characters"),
+        ));
+    }
+    if let Some(info) = &health.agent_info {
+        let size = info.to_string().len();
+        if size > MAX_AGENT_INFO_BYTES {
+            return Err(Error::invalid(
+                "agent_info",
+                format!("is {size} bytes; at most {MAX_AGENT_INFO_BYTES}"),
+            ));
+        }
+        crate::domain::storable("agent_info", info, 0)?;
+    }
+    health.issues.dedup();
+    Ok(health)
 }
 
 /// Registers (or re-registers, rotating its token) a runtime host; returns the token, shown

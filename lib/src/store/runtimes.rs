@@ -426,48 +426,43 @@ impl Store {
         Ok(())
     }
 
-    /// Stores what a host saw of its runtimes, on the runtime and on its establishment's
-    /// routing copy, in one transaction per runtime. Reports about runtimes that are not on this
-    /// host, or no longer their establishment's runtime, are ignored.
-    pub async fn record_health(&self, host: &str, reports: &[RuntimeHealth]) -> Result<()> {
-        for report in reports {
-            let health: AttributeValue = serde_dynamo::to_attribute_value(report)?;
-            let items = Tx::new()
-                .with(
-                    "runtime",
-                    self.update(
-                        &keys::runtime(&report.runtime_id),
-                        "SET health = :h",
-                        Some("host_id = :host"),
-                        HashMap::new(),
-                        HashMap::from([
-                            (":h".to_owned(), health.clone()),
-                            (":host".to_owned(), s(host)),
-                        ]),
-                    )?,
-                )
-                .with(
-                    "establishment_runtime",
-                    self.update(
-                        &keys::establishment_runtime(&report.establishment_id),
-                        "SET health = :h",
-                        Some("runtime_id = :rt"),
-                        HashMap::new(),
-                        HashMap::from([
-                            (":h".to_owned(), health),
-                            (":rt".to_owned(), s(report.runtime_id.as_str())),
-                        ]),
-                    )?,
-                );
-            match self.transact(items).await {
-                Ok(()) => {}
-                Err(TxError::Conditions(_)) => {
-                    tracing::warn!(host, runtime_id = %report.runtime_id, "health report for a runtime not on this host or not current");
-                }
-                Err(TxError::Other(e)) => return Err(e),
-            }
+    /// Stores what a host saw of one of its runtimes, on the runtime and on its
+    /// establishment's routing copy, in one transaction; `Ok(false)` when the runtime is not
+    /// on this host or no longer its establishment's runtime (nothing is written).
+    pub async fn record_health(&self, host: &str, report: &RuntimeHealth) -> Result<bool> {
+        let health: AttributeValue = serde_dynamo::to_attribute_value(report)?;
+        let items = Tx::new()
+            .with(
+                "runtime",
+                self.update(
+                    &keys::runtime(&report.runtime_id),
+                    "SET health = :h",
+                    Some("host_id = :host"),
+                    HashMap::new(),
+                    HashMap::from([
+                        (":h".to_owned(), health.clone()),
+                        (":host".to_owned(), s(host)),
+                    ]),
+                )?,
+            )
+            .with(
+                "establishment_runtime",
+                self.update(
+                    &keys::establishment_runtime(&report.establishment_id),
+                    "SET health = :h",
+                    Some("runtime_id = :rt"),
+                    HashMap::new(),
+                    HashMap::from([
+                        (":h".to_owned(), health),
+                        (":rt".to_owned(), s(report.runtime_id.as_str())),
+                    ]),
+                )?,
+            );
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(TxError::Conditions(_)) => Ok(false),
+            Err(TxError::Other(e)) => Err(e),
         }
-        Ok(())
     }
 
     /// The runtimes a host runs or still has to remove.

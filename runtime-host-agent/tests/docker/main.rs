@@ -272,6 +272,21 @@ async fn m1_provision_start_drain_resume_restart_stop_remove() {
     );
     assert_eq!(world.status(&runtime).await["status"], "created");
     assert_eq!(container_state(&world.container()), "created");
+    // AND it is confined: memory (swap included), CPU and processes capped, unprivileged,
+    // every capability dropped, no privilege gain
+    let confinement = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} \
+         {{.HostConfig.PidsLimit}} {{.HostConfig.Privileged}} {{.HostConfig.CapDrop}} \
+         {{.HostConfig.SecurityOpt}}",
+        &world.container(),
+    ])
+    .unwrap();
+    assert_eq!(
+        confinement.trim(),
+        "1073741824 1073741824 1000000000 512 false [ALL] [no-new-privileges:true]"
+    );
 
     // WHEN it is started THEN it runs and reports ready with agent info
     let start = world.act(&runtime, "start").await;

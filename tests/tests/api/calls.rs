@@ -107,7 +107,7 @@ async fn health(
             }]})),
         )
         .await
-        .expect(204);
+        .expect(200);
 }
 
 /// Twilio's incoming-call webhook for `sid` from `from` to `to`.

@@ -168,7 +168,7 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
     .expect(204);
     // AND a health report shows ready and agent info (A.4)
     let checked_at = callplane::time::Timestamp::now();
-    host_call(
+    let health = host_call(
         &stack,
         Method::POST,
         &format!("/hosts/{HOST}/health"),
@@ -179,8 +179,13 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
             "checked_at": checked_at
         }]})),
     )
-    .await
-    .expect(204);
+    .await;
+    assert_eq!(
+        health.expect(200)["results"][0]["outcome"],
+        "applied",
+        "{}",
+        health.body
+    );
     let status = stack
         .get(&format!("/runtimes/{runtime}/status"), &admin)
         .await;
@@ -668,4 +673,128 @@ async fn a_runtime_provisioned_to_start_with_a_public_url_is_reached_there_over_
         .get(&format!("/establishments/{other}/runtime"), &admin)
         .await
         .expect_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn one_bad_runtime_report_is_refused_alone_and_the_host_s_other_runtimes_are_recorded() {
+    // GIVEN two establishments with runtimes on one host
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let host_token = stack.host(HOST, (18080, 18081)).await;
+    let mut runtimes = Vec::new();
+    for name in ["Helios", "Borealis"] {
+        let est = stack.establishment(&admin, name).await;
+        let reply = stack
+            .post(
+                &format!("/establishments/{est}/runtime"),
+                &admin,
+                provision_body(),
+            )
+            .await;
+        runtimes.push((est, reply.expect(201)["id"].as_str().unwrap().to_owned()));
+    }
+    let report = |(est, rt): &(String, String), info: Value| {
+        json!({ "runtime_id": rt, "establishment_id": est, "container_state": "running",
+                "reachable": true, "ready": true, "issues": [], "agent_info": info,
+                "checked_at": callplane::time::Timestamp::now() })
+    };
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+
+    // WHEN the host reports: a good one, an oversized /info, an unstorable /info, junk
+    let reply = host_call(
+        &stack,
+        Method::POST,
+        &format!("/hosts/{HOST}/health"),
+        &host_token,
+        Some(json!({ "reports": [
+            report(&runtimes[0], json!({ "active_calls": 2 })),
+            report(&runtimes[1], json!({ "blob": "x".repeat(20_000) })),
+            report(&runtimes[1], deep),
+            { "runtime_id": 7 },
+        ]})),
+    )
+    .await;
+    // THEN the good report is applied and each bad one is refused on its own, naming why
+    let results = reply.expect(200)["results"].as_array().unwrap().clone();
+    let outcomes: Vec<&str> = results
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["applied", "rejected", "rejected", "rejected"],
+        "{results:?}"
+    );
+    assert!(
+        results[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent_info")
+    );
+    assert!(
+        results[2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("agent_info")
+    );
+    // AND the good runtime's status shows its report
+    let status = stack
+        .get(&format!("/runtimes/{}/status", runtimes[0].1), &admin)
+        .await;
+    assert_eq!(
+        status.expect(200)["agent_info"]["active_calls"],
+        2,
+        "{}",
+        status.body
+    );
+
+    // WHEN a report has more runtimes than a request may carry THEN 400, nothing recorded
+    let many: Vec<Value> = (0..101).map(|_| report(&runtimes[0], json!({}))).collect();
+    host_call(
+        &stack,
+        Method::POST,
+        &format!("/hosts/{HOST}/health"),
+        &host_token,
+        Some(json!({ "reports": many })),
+    )
+    .await
+    .expect_error(400, "validation_failed");
+}
+
+#[tokio::test]
+async fn only_allowed_images_are_provisioned() {
+    // GIVEN a deployment allowing its runtime images by prefix, and the default one
+    let default = Stack::new().await;
+    let admin = default.admin().await;
+    let est = default.establishment(&admin, "Helios").await;
+    default.host(HOST, (18080, 18081)).await;
+    let path = format!("/establishments/{est}/runtime");
+    // WHEN an admin provisions any other image (their own code on a shared host)
+    let refused = default
+        .post(&path, &admin, json!({ "image": "someone/miner:latest" }))
+        .await;
+    // THEN 422 image_not_allowed, naming the image, and no runtime
+    assert!(
+        refused
+            .expect_error(422, "image_not_allowed")
+            .contains("someone/miner:latest")
+    );
+    default
+        .get(&format!("/establishments/{est}/runtime"), &admin)
+        .await
+        .expect_error(404, "not_found");
+
+    // WHEN the deployment allows a registry prefix THEN its images are provisioned
+    let prefixed = default.redeployed(&[("RUNTIME_IMAGES", "registry.example.com/voice-*")]);
+    prefixed
+        .post(
+            &path,
+            &admin,
+            json!({ "image": "registry.example.com/voice-agent:2.1" }),
+        )
+        .await
+        .expect(201);
 }
