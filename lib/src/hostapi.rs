@@ -68,6 +68,9 @@ pub struct RuntimeSpec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuntimeSpecs {
     pub items: Vec<RuntimeSpec>,
+    /// The next page (`?cursor=`); `null` on the last.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 /// How a command ended on the host.

@@ -44,20 +44,33 @@ impl ControlPlane {
 
     /// Every runtime this host should run or remove.
     pub async fn specs(&self) -> Result<Vec<RuntimeSpec>> {
-        let response = self
-            .http
-            .get(self.url("/runtimes"))
-            .bearer_auth(&self.token)
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .context("fetching desired runtime states")?;
-        let specs: RuntimeSpecs = Self::check(response, "GET runtimes")
-            .await?
-            .json()
-            .await
-            .context("decoding runtime specs")?;
-        Ok(specs.items)
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self
+                .http
+                .get(self.url("/runtimes"))
+                .query(&[("limit", "100")])
+                .bearer_auth(&self.token)
+                .timeout(Duration::from_secs(10));
+            if let Some(c) = &cursor {
+                request = request.query(&[("cursor", c)]);
+            }
+            let response = request
+                .send()
+                .await
+                .context("fetching desired runtime states")?;
+            let page: RuntimeSpecs = Self::check(response, "GET runtimes")
+                .await?
+                .json()
+                .await
+                .context("decoding runtime specs")?;
+            all.extend(page.items);
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// One runtime's spec; `None` if it is not on this host.

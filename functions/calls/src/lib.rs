@@ -116,8 +116,11 @@ async fn tool_log(
     State(app): State<AppState>,
     caller: Principal,
     Path(id): Path<CallId>,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<ToolLog>> {
-    artifacts::tool_log(&app, &caller, &id).await.map(Json)
+    artifacts::tool_log(&app, &caller, &id, params)
+        .await
+        .map(Json)
 }
 
 async fn recording(

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use callplane::auth::Principal;
 use callplane::domain::{HostId, RuntimeAction};
 use callplane::hostapi::{CommandResult, HealthReportIn, HealthResults, RuntimeSpec, RuntimeSpecs};
-use callplane::http::{ApiJson, BearerToken, Path, finish};
+use callplane::http::{ApiJson, BearerToken, ListParams, Path, Query, finish};
 use callplane::ids::{CommandId, EstablishmentId, RuntimeId};
 use callplane::service::runtimes::{
     self as rt, CommandAccepted, CommandView, ProvisionView, RuntimeView, StatusView,
@@ -137,8 +137,11 @@ async fn host_specs(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
     Path(host): Path<HostId>,
+    Query(params): Query<ListParams>,
 ) -> Result<Json<RuntimeSpecs>> {
-    rt::host_specs(&app, host.as_str(), &token).await.map(Json)
+    rt::host_specs(&app, host.as_str(), &token, params)
+        .await
+        .map(Json)
 }
 
 async fn host_spec(

@@ -15,6 +15,7 @@ use crate::auth::Principal;
 use crate::domain::Role;
 use crate::domain::event::Party;
 use crate::error::{Error, Result};
+use crate::http::ListParams;
 use crate::ids::{CallId, EstablishmentId};
 use crate::store::records::{AuditRecord, CallRecord, EventRecord, SegmentRecord};
 use crate::store::{Item, Page, keys};
@@ -22,7 +23,7 @@ use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// How far behind the clock a poll's watermark stays: longer than any write takes from being
 /// stamped to being stored (SDK retries included) plus clock skew between function instances.
@@ -410,80 +411,209 @@ pub struct ToolLog {
     pub cursor: Option<String>,
 }
 
-/// Pairs tool events (in time order): a result goes with the call of the same `tool_call_id`
-/// when the runtime sends one, else with the oldest unanswered call of the same tool. A result
-/// with no call to pair with is listed alone.
-pub fn pair_tool_events(events: Vec<EventRecord>) -> Vec<ToolLogEntry> {
-    let mut entries: Vec<(ToolLogEntry, Option<i64>)> = Vec::new();
-    for e in events {
+/// Pairs tool events in time order, in linear time: a result goes with the call of the same
+/// `tool_call_id` when the runtime sends one, else with the oldest unanswered call of the same
+/// tool. A result with no call to pair with is listed alone.
+#[derive(Debug, Default)]
+struct Pairing {
+    entries: Vec<(ToolLogEntry, Option<i64>)>,
+    /// Unanswered calls by tool, oldest first (answered ones are skipped lazily).
+    by_tool: HashMap<String, VecDeque<usize>>,
+    /// Unanswered calls by tool and `tool_call_id`, oldest first.
+    by_id: HashMap<(String, String), VecDeque<usize>>,
+    pending: usize,
+}
+
+impl Pairing {
+    fn call(&mut self, e: EventRecord) {
         let name = e.tool_name.clone().unwrap_or_default();
-        if e.kind == "tool_called" {
-            entries.push((
-                ToolLogEntry {
-                    tool_name: name,
-                    tool_call_id: e.tool_call_id,
-                    status: "pending",
-                    called_at: Some(e.occurred_at),
-                    arguments: e.payload.get("arguments").cloned(),
-                    completed_at: None,
-                    result: None,
-                    error: None,
-                    duration_ms: None,
-                },
-                Some(e.occurred_ms),
-            ));
-            continue;
+        let at = self.entries.len();
+        self.by_tool.entry(name.clone()).or_default().push_back(at);
+        if let Some(id) = &e.tool_call_id {
+            self.by_id
+                .entry((name.clone(), id.clone()))
+                .or_default()
+                .push_back(at);
         }
-        let open = entries.iter_mut().find(|(entry, _)| {
-            entry.status == "pending"
-                && entry.tool_name == name
-                && match (&e.tool_call_id, &entry.tool_call_id) {
-                    (Some(a), Some(b)) => a == b,
-                    (Some(_), None) => false,
-                    (None, _) => true,
+        self.pending += 1;
+        self.entries.push((
+            ToolLogEntry {
+                tool_name: name,
+                tool_call_id: e.tool_call_id,
+                status: "pending",
+                called_at: Some(e.occurred_at),
+                arguments: e.payload.get("arguments").cloned(),
+                completed_at: None,
+                result: None,
+                error: None,
+                duration_ms: None,
+            },
+            Some(e.occurred_ms),
+        ));
+    }
+
+    /// Pairs a result with its call; `false` (nothing changed) when no call is waiting for it.
+    fn answer(&mut self, e: &EventRecord) -> bool {
+        let name = e.tool_name.clone().unwrap_or_default();
+        let entries = &self.entries;
+        let open = |queue: Option<&mut VecDeque<usize>>| {
+            let queue = queue?;
+            while let Some(&i) = queue.front() {
+                if entries[i].0.status == "pending" {
+                    return Some(i);
                 }
-        });
-        let status = if e.tool_error.is_some() {
+                queue.pop_front();
+            }
+            None
+        };
+        let found = match &e.tool_call_id {
+            Some(id) => open(self.by_id.get_mut(&(name.clone(), id.clone()))),
+            None => open(self.by_tool.get_mut(&name)),
+        };
+        let Some(i) = found else {
+            return false;
+        };
+        let (entry, called_ms) = &mut self.entries[i];
+        entry.status = if e.tool_error.is_some() {
             "error"
         } else {
             "ok"
         };
-        let result = e.payload.get("result").cloned();
-        match open {
-            Some((entry, called_ms)) => {
-                entry.status = status;
-                entry.completed_at = Some(e.occurred_at);
-                entry.result = result;
-                entry.error = e.tool_error;
-                entry.duration_ms = called_ms.map(|c| (e.occurred_ms - c).max(0));
-            }
-            None => entries.push((
-                ToolLogEntry {
-                    tool_name: name,
-                    tool_call_id: e.tool_call_id,
-                    status,
-                    called_at: None,
-                    arguments: None,
-                    completed_at: Some(e.occurred_at),
-                    result,
-                    error: e.tool_error,
-                    duration_ms: None,
-                },
-                None,
-            )),
-        }
+        entry.completed_at = Some(e.occurred_at);
+        entry.result = e.payload.get("result").cloned();
+        entry.error = e.tool_error.clone();
+        entry.duration_ms = called_ms.map(|c| (e.occurred_ms - c).max(0));
+        self.pending -= 1;
+        true
     }
-    entries.into_iter().map(|(entry, _)| entry).collect()
+
+    fn orphan(&mut self, e: EventRecord) {
+        self.entries.push((
+            ToolLogEntry {
+                tool_name: e.tool_name.unwrap_or_default(),
+                tool_call_id: e.tool_call_id,
+                status: if e.tool_error.is_some() {
+                    "error"
+                } else {
+                    "ok"
+                },
+                called_at: None,
+                arguments: None,
+                completed_at: Some(e.occurred_at),
+                result: e.payload.get("result").cloned(),
+                error: e.tool_error,
+                duration_ms: None,
+            },
+            None,
+        ));
+    }
 }
 
-/// `GET /calls/{id}/tool-log`: every tool invocation of the call, paired, by call time.
+/// Events read per Query while a tool-log page is built.
+const TOOL_READ: i32 = 200;
+/// Most events a page reads past its last entry to find the results of its calls; a call
+/// answered later than that shows as pending, and its result alone on a later page.
+const TOOL_LOOKAHEAD: usize = 1000;
+/// Most results a cursor remembers as already shown with their call.
+const TOOL_CONSUMED_MAX: usize = 400;
+
+/// `GET /calls/{id}/tool-log?limit=&cursor=` (viewers and up): tool calls paired with their
+/// results, in call order, a page at a time. A page holds `limit` entries and reads on (at
+/// most [`TOOL_LOOKAHEAD`] events) to pair its calls; the cursor says where the next page
+/// starts and which results past that point were already shown, so none is shown twice.
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, call_id = %id))]
-pub async fn tool_log(app: &App, principal: &Principal, id: &CallId) -> Result<ToolLog> {
+pub async fn tool_log(
+    app: &App,
+    principal: &Principal,
+    id: &CallId,
+    params: ListParams,
+) -> Result<ToolLog> {
+    let limit = usize::try_from(params.limit()?).unwrap_or(1);
     member_call(app, principal, id, Role::Viewer).await?;
-    let events = app.store.tool_events(id).await?;
+    let binding = format!("toollog:{id}");
+    let (position, consumed) = match &params.cursor {
+        None => (None, BTreeSet::new()),
+        Some(raw) => {
+            let state = app.store.cursors().decode(&binding, raw)?;
+            let text = |k: &str| state.get(k).and_then(|v| v.as_s().ok()).cloned();
+            let consumed: BTreeSet<String> = state
+                .iter()
+                .filter(|(k, _)| k.starts_with('c'))
+                .filter_map(|(_, v)| v.as_s().ok().cloned())
+                .collect();
+            (text("p"), consumed)
+        }
+    };
+    let mut pairing = Pairing::default();
+    let mut next_position: Option<String> = None;
+    let mut consumed_next: BTreeSet<String> = BTreeSet::new();
+    let mut after_cut = 0;
+    let mut start = None;
+    'read: loop {
+        let (events, more) = app
+            .store
+            .tool_events(id, position.as_deref(), TOOL_READ, start)
+            .await?;
+        for e in events {
+            let key = e.lsi2sk.clone().unwrap_or_default();
+            if consumed.contains(&key) {
+                continue;
+            }
+            if next_position.is_some() {
+                // Past this page's entries: only results of its calls still matter.
+                after_cut += 1;
+                if e.kind != "tool_called" && pairing.answer(&e) {
+                    consumed_next.insert(key);
+                }
+                if pairing.pending == 0 || after_cut >= TOOL_LOOKAHEAD {
+                    break 'read;
+                }
+                continue;
+            }
+            let paired = e.kind != "tool_called" && pairing.answer(&e);
+            if paired {
+                continue;
+            }
+            if pairing.entries.len() == limit {
+                next_position = Some(key);
+                if pairing.pending == 0 {
+                    break 'read;
+                }
+                continue;
+            }
+            if e.kind == "tool_called" {
+                pairing.call(e);
+            } else {
+                pairing.orphan(e);
+            }
+        }
+        match more {
+            Some(key) => start = Some(key),
+            None => break,
+        }
+    }
+    let cursor = match next_position {
+        None => None,
+        Some(position) => {
+            consumed_next.extend(consumed.into_iter().filter(|c| *c >= position));
+            let mut state = Item::from([("p".to_owned(), AttributeValue::S(position))]);
+            for (i, key) in consumed_next
+                .into_iter()
+                .take(TOOL_CONSUMED_MAX)
+                .enumerate()
+            {
+                state.insert(format!("c{i}"), AttributeValue::S(key));
+            }
+            Some(app.store.cursors().encode(&binding, &state)?)
+        }
+    };
     Ok(ToolLog {
-        items: pair_tool_events(events),
-        cursor: None,
+        items: pairing
+            .entries
+            .into_iter()
+            .map(|(entry, _)| entry)
+            .collect(),
+        cursor,
     })
 }
 

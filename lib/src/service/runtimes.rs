@@ -596,16 +596,27 @@ fn spec(app: &App, r: &RuntimeRecord) -> Result<RuntimeSpec> {
 
 /// `GET /hosts/{host}/runtimes`: what the host should run (for reconciliation).
 #[tracing::instrument(skip_all, fields(host_id = host))]
-pub async fn host_specs(app: &App, host: &str, token: &str) -> Result<RuntimeSpecs> {
+pub async fn host_specs(
+    app: &App,
+    host: &str,
+    token: &str,
+    params: crate::http::ListParams,
+) -> Result<RuntimeSpecs> {
+    let limit = params.limit()?;
     host_access(app, host, token).await?;
-    let items = app
+    let page = app
         .store
-        .host_runtimes(host)
-        .await?
+        .host_runtimes_page(host, limit, params.cursor.as_deref())
+        .await?;
+    let items = page
+        .items
         .iter()
         .map(|r| spec(app, r))
         .collect::<Result<_>>()?;
-    Ok(RuntimeSpecs { items })
+    Ok(RuntimeSpecs {
+        items,
+        cursor: page.cursor,
+    })
 }
 
 /// The host's runtime `id`, or `404` when it is not on this host.

@@ -103,11 +103,21 @@ impl Store {
     }
 
     /// Every tool event of a call, by when it happened (follows pages).
-    pub async fn tool_events(&self, call: &CallId) -> Result<Vec<EventRecord>> {
+    pub async fn tool_events(
+        &self,
+        call: &CallId,
+        from: Option<&str>,
+        limit: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<EventRecord>, Option<Item>)> {
         let pk = keys::call_partition(call);
         let to = format!("{}\u{10FFFF}", keys::TOOL_PREFIX);
-        let q = ListQuery::index(Index::Lsi2, &pk).between(keys::TOOL_PREFIX, &to);
-        self.query_all(&q).await
+        let q = ListQuery::index(Index::Lsi2, &pk).between(from.unwrap_or(keys::TOOL_PREFIX), &to);
+        let (items, next) = self.query_page(&q, limit, start).await?;
+        Ok((
+            items.into_iter().map(Self::record).collect::<Result<_>>()?,
+            next,
+        ))
     }
 
     /// A page of an establishment's calls that have not ended, newest first.

@@ -465,9 +465,16 @@ impl Store {
         }
     }
 
-    /// The runtimes a host runs or still has to remove.
-    pub async fn host_runtimes(&self, host: &str) -> Result<Vec<RuntimeRecord>> {
-        self.gsi1_all(&keys::host_runtimes_index(host)).await
+    /// A page of the runtimes a host runs or still has to remove.
+    pub async fn host_runtimes_page(
+        &self,
+        host: &str,
+        limit: i32,
+        cursor: Option<&str>,
+    ) -> Result<super::Page<RuntimeRecord>> {
+        let pk = keys::host_runtimes_index(host);
+        self.list_page(&super::ListQuery::gsi1(&pk), limit, cursor)
+            .await
     }
 }
 

@@ -1092,3 +1092,72 @@ async fn rotating_the_user_token_key_keeps_runtimes_and_live_sessions_working() 
     let reply = post(&settled, &rt.token, start("k2")).await;
     assert_eq!(reply.expect(202)["status"], "accepted");
 }
+
+#[tokio::test]
+async fn the_tool_log_pages_and_shows_each_call_once_with_its_result() {
+    // GIVEN a call with 5 tool calls whose results arrive interleaved, and an orphan result
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    let t0 = Timestamp::now().plus_secs(-60);
+    let mut plan = Vec::new();
+    for i in 0..5 {
+        plan.push((format!("c{i}"), "tool_called", i * 100, json!({ "tool_name": "lookup", "tool_call_id": format!("id{i}"), "arguments": { "n": i } })));
+    }
+    // results in another order, after every call: id3, id0, id4, id1, id2, then an orphan
+    for (j, i) in [3, 0, 4, 1, 2].into_iter().enumerate() {
+        plan.push((format!("r{i}"), "tool_result", 1000 + j as i64 * 100, json!({ "tool_name": "lookup", "tool_call_id": format!("id{i}"), "result": { "n": i } })));
+    }
+    plan.push((
+        "orphan".into(),
+        "tool_result",
+        5000,
+        json!({ "tool_name": "ghost", "result": 1 }),
+    ));
+    let events: Vec<Value> = plan
+        .into_iter()
+        .map(|(key, kind, ms, payload)| {
+            let mut e = envelope(&rt, "CA_pages", kind, &key, payload);
+            let when =
+                chrono::DateTime::<chrono::Utc>::from(t0) + chrono::Duration::milliseconds(ms);
+            e["event"]["occurred_at"] =
+                json!(when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+            e
+        })
+        .collect();
+    batch(&stack, &rt.token, events).await.expect(200);
+    let call = call_id(&stack, "CA_pages").await;
+
+    // WHEN the log is read two entries at a time
+    let mut entries = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/calls/{call}/tool-log?limit=2&cursor={c}"),
+            None => format!("/calls/{call}/tool-log?limit=2"),
+        };
+        let page = stack.get(&path, &rt.admin).await.expect(200).clone();
+        entries.extend(page["items"].as_array().unwrap().iter().cloned());
+        cursor = page["cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    // THEN every call comes once, in call order, each with its own result, then the orphan
+    let ids: Vec<&str> = entries
+        .iter()
+        .map(|e| e["tool_call_id"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(ids, ["id0", "id1", "id2", "id3", "id4", "-"], "{entries:?}");
+    for (i, e) in entries.iter().take(5).enumerate() {
+        assert_eq!(e["status"], "ok");
+        assert_eq!(e["result"]["n"], i, "{e}");
+        assert_eq!(e["arguments"]["n"], i);
+    }
+    assert_eq!(entries[5]["tool_name"], "ghost");
+    assert_eq!(entries[5]["called_at"], Value::Null);
+    // AND a tampered cursor is refused
+    stack
+        .get(&format!("/calls/{call}/tool-log?cursor=AAAA"), &rt.admin)
+        .await
+        .expect_error(400, "validation_failed");
+}

@@ -751,6 +751,29 @@ async fn one_bad_runtime_report_is_refused_alone_and_the_host_s_other_runtimes_a
         status.body
     );
 
+    // AND the host reads its runtimes a page at a time
+    let first = host_call(
+        &stack,
+        Method::GET,
+        &format!("/hosts/{HOST}/runtimes?limit=1"),
+        &host_token,
+        None,
+    )
+    .await;
+    let first = first.expect(200).clone();
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let next = format!(
+        "/hosts/{HOST}/runtimes?limit=1&cursor={}",
+        first["cursor"].as_str().unwrap()
+    );
+    let second = host_call(&stack, Method::GET, &next, &host_token, None).await;
+    let second = second.expect(200).clone();
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_ne!(
+        second["items"][0]["runtime_id"],
+        first["items"][0]["runtime_id"]
+    );
+
     // WHEN a report has more runtimes than a request may carry THEN 400, nothing recorded
     let many: Vec<Value> = (0..101).map(|_| report(&runtimes[0], json!({}))).collect();
     host_call(
