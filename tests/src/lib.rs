@@ -582,7 +582,7 @@ impl Stack {
     /// Registers runtime host `host_id` on this stack's command queue with the ports
     /// `from..=to` on 127.0.0.1; returns its host token.
     pub async fn host(&self, host_id: &str, ports: (u16, u16)) -> String {
-        callplane::service::runtimes::register_host(
+        callplane::service::hosts::register_host(
             &self.app,
             host_id,
             &self.provisioned.queue_urls["runtime-commands"],

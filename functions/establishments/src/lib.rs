@@ -12,9 +12,9 @@ use callplane::ids::{EstablishmentId, UserId};
 use callplane::service::audit::{self, AuditView};
 use callplane::service::do_not_call::{self as dnc, AddDoNotCall, DoNotCallView};
 use callplane::service::establishments::{self as est, EstablishmentSummary, TelephonyView};
+use callplane::service::members::PersonRow;
 use callplane::service::{EstablishmentView, members};
 use callplane::store::Page;
-use callplane::store::members::PersonRow;
 use callplane::{AppState, Result};
 
 /// The function's routes (PRD §7.1 users, §7.2).

@@ -12,6 +12,7 @@ use callplane::domain::{HostId, RuntimeAction};
 use callplane::hostapi::{CommandResult, HealthReportIn, HealthResults, RuntimeSpec, RuntimeSpecs};
 use callplane::http::{ApiJson, BearerToken, ListParams, Path, Query, finish};
 use callplane::ids::{CommandId, EstablishmentId, RuntimeId};
+use callplane::service::hosts;
 use callplane::service::runtimes::{
     self as rt, CommandAccepted, CommandView, ProvisionView, RuntimeView, StatusView,
 };
@@ -139,7 +140,7 @@ async fn host_specs(
     Path(host): Path<HostId>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<RuntimeSpecs>> {
-    rt::host_specs(&app, host.as_str(), &token, params)
+    hosts::host_specs(&app, host.as_str(), &token, params)
         .await
         .map(Json)
 }
@@ -149,7 +150,7 @@ async fn host_spec(
     BearerToken(token): BearerToken,
     Path((host, id)): Path<(HostId, RuntimeId)>,
 ) -> Result<Json<RuntimeSpec>> {
-    rt::host_spec(&app, host.as_str(), &token, &id)
+    hosts::host_spec(&app, host.as_str(), &token, &id)
         .await
         .map(Json)
 }
@@ -160,7 +161,7 @@ async fn host_result(
     Path((host, cmd)): Path<(HostId, CommandId)>,
     ApiJson(result): ApiJson<CommandResult>,
 ) -> Result<StatusCode> {
-    rt::host_command_result(&app, host.as_str(), &token, &cmd, result)
+    hosts::host_command_result(&app, host.as_str(), &token, &cmd, result)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
@@ -171,7 +172,7 @@ async fn host_health(
     Path(host): Path<HostId>,
     ApiJson(report): ApiJson<HealthReportIn>,
 ) -> Result<Json<HealthResults>> {
-    rt::host_health(&app, host.as_str(), &token, report)
+    hosts::host_health(&app, host.as_str(), &token, report)
         .await
         .map(Json)
 }

@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use callplane::http::{Query, finish};
-use callplane::service::webhooks::{self, WhatsappVerify};
+use callplane::service::webhooks;
+use callplane::service::whatsapp::{self, WhatsappVerify};
 use callplane::telephony::twilio::{TwilioWebhook, Twiml};
 use callplane::{AppState, Result};
 
@@ -53,7 +54,7 @@ async fn whatsapp_verify(
     State(app): State<AppState>,
     Query(q): Query<WhatsappVerify>,
 ) -> Result<String> {
-    webhooks::whatsapp_verify(&app, &q)
+    whatsapp::whatsapp_verify(&app, &q)
 }
 
 async fn whatsapp_event(
@@ -64,5 +65,5 @@ async fn whatsapp_event(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    webhooks::whatsapp_event(&app, signature, &body).map(|()| StatusCode::OK)
+    whatsapp::whatsapp_event(&app, signature, &body).map(|()| StatusCode::OK)
 }

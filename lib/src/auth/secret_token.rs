@@ -27,6 +27,23 @@ pub fn hash(token: &str) -> String {
 /// A token derived from `secret` for `purpose` and `subject` (HMAC-SHA256, base64url): the
 /// server can hand it to whoever needs it again (a host re-creating a container) without
 /// storing it; only its hash is stored, to check it.
+/// Purpose string of derived ingest tokens.
+const INGEST_TOKEN_PURPOSE: &str = "callplane runtime ingest token v1";
+
+/// A runtime's ingest token: derived from `INGEST_TOKEN_SECRET`, so the control plane can hand
+/// it to the host again (to re-create the container) without storing it; the ingest function
+/// checks a presented token against it and against the hash stored at provisioning.
+pub fn ingest_token(
+    config: &crate::config::Config,
+    runtime: &crate::ids::RuntimeId,
+) -> Result<String> {
+    derived(
+        config.ingest_token_secret.expose().as_bytes(),
+        INGEST_TOKEN_PURPOSE,
+        runtime.as_str(),
+    )
+}
+
 pub fn derived(secret: &[u8], purpose: &str, subject: &str) -> Result<String> {
     use hmac::Mac;
     let mut mac =

@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
             let from: u16 = from.parse().context("PORT_FROM")?;
             let to: u16 = to.parse().context("PORT_TO")?;
             let app = callplane::App::from_env().await?;
-            let token = callplane::service::runtimes::register_host(
+            let token = callplane::service::hosts::register_host(
                 &app,
                 host,
                 queue_url,

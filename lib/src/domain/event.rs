@@ -236,7 +236,7 @@ fn payload<T: DeserializeOwned>(payload: &Value) -> Result<T> {
     serde_path_to_error::deserialize(payload).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
-        let field = match crate::http::missing_field_path(&path, &message).as_str() {
+        let field = match crate::json::missing_field_path(&path, &message).as_str() {
             "body" => "event.payload".to_owned(),
             inner => format!("event.payload.{inner}"),
         };

@@ -1,6 +1,8 @@
 //! Agents, their versions (drafts, publish, rollback) and their deployment history
 //! (PRD §7.3, Appendix A.3). Viewers read; admins change.
 
+pub use super::access::Actor;
+use super::access::{member_of, require_member};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::{
@@ -155,13 +157,6 @@ pub struct DeploymentView {
     pub activated_at: Timestamp,
 }
 
-/// Who did something.
-#[derive(Debug, Serialize)]
-pub struct Actor {
-    pub user_id: UserId,
-    pub email: String,
-}
-
 impl From<DeploymentRecord> for DeploymentView {
     fn from(d: DeploymentRecord) -> Self {
         Self {
@@ -203,26 +198,7 @@ pub(crate) async fn agent_access(
     id: &AgentId,
     role: Role,
 ) -> Result<(UserRecord, AgentRecord)> {
-    let agent = app.store.agent(id).await?.ok_or(Error::NotFound("agent"))?;
-    let user = require_member(app, principal, &agent.establishment_id, role, "agent").await?;
-    Ok((user, agent))
-}
-
-/// The caller's account, if they are a member of `est` whose role allows `role`; a
-/// non-member sees `404 {what}` (the resource does not exist for them).
-pub(crate) async fn require_member(
-    app: &App,
-    principal: &Principal,
-    est: &EstablishmentId,
-    role: Role,
-    what: &'static str,
-) -> Result<UserRecord> {
-    let session = app.store.session(principal, Some(est)).await?;
-    if session.member.is_none() {
-        return Err(Error::NotFound(what));
-    }
-    session.require(role)?;
-    Ok(session.user)
+    member_of(app, principal, app.store.agent(id).await?, role).await
 }
 
 /// An establishment's agents (viewers and up).

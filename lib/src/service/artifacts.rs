@@ -8,7 +8,7 @@
 //! land behind it) and the arrival keys already delivered past it, which are skipped. Each
 //! response is ordered by `started_at`, then segment id; clients insert by that order.
 
-use super::agents::require_member;
+use super::access::require_member;
 use super::calls::member_call;
 use crate::app::App;
 use crate::auth::Principal;
@@ -519,7 +519,7 @@ const TOOL_CONSUMED_MAX: usize = 400;
 
 /// `GET /calls/{id}/tool-log?limit=&cursor=` (viewers and up): tool calls paired with their
 /// results, in call order, a page at a time. A page holds `limit` entries and reads on (at
-/// most [`TOOL_LOOKAHEAD`] events) to pair its calls; the cursor says where the next page
+/// most 1000 events) to pair its calls; the cursor says where the next page
 /// starts and which results past that point were already shown, so none is shown twice.
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, call_id = %id))]
 pub async fn tool_log(

@@ -1,6 +1,6 @@
 //! The audit log of an establishment (admins only), newest first.
 
-use super::agents::{Actor, require_member};
+use super::access::{Actor, require_member};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::Role;

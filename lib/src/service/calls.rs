@@ -2,9 +2,9 @@
 //! admins, idempotent on `Idempotency-Key`), reading a call, and handing a live call off to
 //! the establishment's handoff number. Foreign calls are 404.
 
-use super::agents::require_member;
-use super::runtimes::takes_calls;
-use super::webhooks::stream_url;
+use super::access::{member_of, require_member};
+use super::readiness::takes_calls;
+use super::routing::stream_url;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::event::Party;
@@ -708,9 +708,7 @@ pub(crate) async fn member_call(
     id: &CallId,
     role: Role,
 ) -> Result<(crate::store::records::UserRecord, CallRecord)> {
-    let call = app.store.call(id).await?.ok_or(Error::NotFound("call"))?;
-    let user = require_member(app, principal, &call.establishment_id, role, "call").await?;
-    Ok((user, call))
+    member_of(app, principal, app.store.call(id).await?, role).await
 }
 
 /// `POST /calls/{id}/handoff` (operators and admins): transfers a call in progress to the

@@ -2,7 +2,7 @@
 //! calls it refuses. Viewers read it, operators add to it (an opt-out must be quick to record),
 //! admins take numbers off it. Every change is audited.
 
-use super::agents::require_member;
+use super::access::require_member;
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::{E164, Role};

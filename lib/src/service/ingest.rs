@@ -175,7 +175,7 @@ async fn authenticate(
     events: &[RuntimeEvent],
 ) -> Result<IngestContext> {
     let forbidden = || Error::Forbidden("this ingest token is not the token of runtime_id".into());
-    let expected = super::runtimes::ingest_token(app, runtime)?;
+    let expected = crate::auth::secret_token::ingest_token(&app.config, runtime)?;
     if !secret_token::matches(token, &secret_token::hash(&expected)) {
         return Err(forbidden());
     }

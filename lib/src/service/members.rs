@@ -8,7 +8,7 @@ use crate::http::ListParams;
 use crate::ids::{EstablishmentId, InvitationId, UserId};
 use crate::mail::Mail;
 use crate::store::Page;
-use crate::store::members::PersonRow;
+use crate::store::members::Person;
 use crate::store::records::{InviteRecord, InviteTokenRecord};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,58 @@ pub async fn list(
         .session(principal, Some(est))
         .await?
         .require(Role::Viewer)?;
-    app.store.people(est, limit, params.cursor.as_deref()).await
+    let now = Timestamp::now();
+    Ok(app
+        .store
+        .people(est, limit, params.cursor.as_deref())
+        .await?
+        .map(|p| PersonRow::of(p, now)))
+}
+
+/// One row of an establishment's people list as the API shows it: a member or a pending
+/// invitation.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PersonRow {
+    /// A member.
+    Member {
+        user_id: UserId,
+        email: Email,
+        display_name: String,
+        role: Role,
+    },
+    /// An invitation not yet accepted (`status` is `pending`, or `expired` once past its date).
+    Invitation {
+        invitation_id: crate::ids::InvitationId,
+        email: Email,
+        role: Role,
+        status: &'static str,
+        expires_at: Timestamp,
+    },
+}
+
+impl PersonRow {
+    fn of(person: Person, now: Timestamp) -> Self {
+        match person {
+            Person::Member(m) => PersonRow::Member {
+                user_id: m.user_id,
+                email: m.email,
+                display_name: m.display_name.to_string(),
+                role: m.role,
+            },
+            Person::Invitation(i) => PersonRow::Invitation {
+                invitation_id: i.invitation_id,
+                email: i.email,
+                role: i.role,
+                status: if i.expires_at > now.unix() {
+                    "pending"
+                } else {
+                    "expired"
+                },
+                expires_at: Timestamp::from_unix(i.expires_at).unwrap_or(now),
+            },
+        }
+    }
 }
 
 /// Invites an email with a role (admins) and mails the single-use link.

@@ -1,6 +1,7 @@
 //! What the API does, one function per route: each takes the state, the verified caller and
 //! typed input, checks access, and returns the response body. Handlers call exactly one of these.
 
+pub mod access;
 pub mod agents;
 pub mod artifacts;
 pub mod audit;
@@ -8,11 +9,15 @@ pub mod auth;
 pub mod calls;
 pub mod do_not_call;
 pub mod establishments;
+pub mod hosts;
 pub mod ingest;
 pub mod members;
 pub mod phone_numbers;
+pub mod readiness;
+pub mod routing;
 pub mod runtimes;
 pub mod webhooks;
+pub mod whatsapp;
 
 use crate::ids::EstablishmentId;
 use crate::store::records::EstablishmentRecord;

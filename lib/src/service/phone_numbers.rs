@@ -1,7 +1,7 @@
 //! The phone-number registry (PRD §8 phone_numbers, D.6): numbers are unique across tenants
 //! and route to an agent of their own establishment. Viewers read; admins change.
 
-use super::agents::require_member;
+use super::access::{member_of, require_member};
 use crate::app::App;
 use crate::auth::Principal;
 use crate::domain::{AgentStatus, E164, NumberProvider, Role};
@@ -164,20 +164,7 @@ async fn phone_access(
     id: &PhoneNumberId,
     role: Role,
 ) -> Result<(crate::store::records::UserRecord, PhoneRecord)> {
-    let phone = app
-        .store
-        .phone(id)
-        .await?
-        .ok_or(Error::NotFound("phone number"))?;
-    let user = require_member(
-        app,
-        principal,
-        &phone.establishment_id,
-        role,
-        "phone number",
-    )
-    .await?;
-    Ok((user, phone))
+    member_of(app, principal, app.store.phone(id).await?, role).await
 }
 
 /// One number (viewers and up).

@@ -6,33 +6,18 @@ use super::records::{
     AuditRecord, InviteRecord, InviteTokenRecord, LoginRecord, MemberRecord, UserRecord,
 };
 use super::{Item, Page, Store, Tx, TxError, keys, n, s};
-use crate::domain::{Email, Role};
+use crate::domain::Role;
 use crate::error::{Error, Result};
 use crate::ids::{EstablishmentId, UserId};
 use crate::time::Timestamp;
-use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
 
-/// One row of an establishment's people list: a member or a pending invitation.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum PersonRow {
-    /// A member.
-    Member {
-        user_id: UserId,
-        email: Email,
-        display_name: String,
-        role: Role,
-    },
-    /// An invitation not yet accepted (`status` is `pending`, or `expired` once past its date).
-    Invitation {
-        invitation_id: crate::ids::InvitationId,
-        email: Email,
-        role: Role,
-        status: &'static str,
-        expires_at: Timestamp,
-    },
+/// One row of an establishment's people list: a member or an invitation not yet accepted.
+#[derive(Debug)]
+pub enum Person {
+    Member(MemberRecord),
+    Invitation(InviteRecord),
 }
 
 /// What accepting an invitation needs to create the account, when the email has none yet.
@@ -203,7 +188,7 @@ impl Store {
         est: &EstablishmentId,
         limit: i32,
         cursor: Option<&str>,
-    ) -> Result<Page<PersonRow>> {
+    ) -> Result<Page<Person>> {
         let query = format!("people:{est}");
         let start = cursor
             .map(|c| self.cursors().decode(&query, c))
@@ -213,7 +198,6 @@ impl Store {
         let (items, next) = self
             .query_range(&pk, keys::INVITE_PREFIX, &to, limit, start)
             .await?;
-        let now = Timestamp::now().unix();
         let mut rows = Vec::with_capacity(items.len());
         for item in items {
             let sk = match item.get(keys::SK) {
@@ -221,26 +205,9 @@ impl Store {
                 _ => continue,
             };
             if sk.starts_with(keys::MEMBER_PREFIX) {
-                let m: MemberRecord = Self::record(item)?;
-                rows.push(PersonRow::Member {
-                    user_id: m.user_id,
-                    email: m.email,
-                    display_name: m.display_name.to_string(),
-                    role: m.role,
-                });
+                rows.push(Person::Member(Self::record(item)?));
             } else if sk.starts_with(keys::INVITE_PREFIX) {
-                let i: InviteRecord = Self::record(item)?;
-                rows.push(PersonRow::Invitation {
-                    invitation_id: i.invitation_id,
-                    email: i.email,
-                    role: i.role,
-                    status: if i.expires_at > now {
-                        "pending"
-                    } else {
-                        "expired"
-                    },
-                    expires_at: Timestamp::from_unix(i.expires_at).unwrap_or_else(Timestamp::now),
-                });
+                rows.push(Person::Invitation(Self::record(item)?));
             }
         }
         let cursor = next

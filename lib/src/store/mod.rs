@@ -8,10 +8,12 @@ mod artifacts;
 mod audit;
 mod calls;
 pub mod cursor;
+mod do_not_call;
 mod establishments;
 mod ingest;
 pub mod keys;
 pub mod members;
+mod outbound;
 mod phones;
 pub mod records;
 mod retry;
@@ -21,10 +23,11 @@ mod users;
 pub use access::Session;
 pub use agents::{Activation, ActivationError, AgentPatch, MAX_NUMBERS_PER_AGENT};
 pub use artifacts::{Arrivals, CallFilter};
-pub use calls::{CreateCallError, InboundContext, OutboundContext, StatusChange};
+pub use calls::{CreateCallError, InboundContext, StatusChange};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
+pub use outbound::OutboundContext;
 pub use phones::{Route, RoutingError};
 pub use runtimes::ProvisionError;
 
@@ -451,7 +454,7 @@ impl Store {
             .unwrap_or_default();
         let part_state = |i: usize| -> (bool, Option<Item>) {
             let prefix = format!("{i}|");
-            let done = state.get(&prefix).is_some();
+            let done = state.contains_key(&prefix);
             let start: Item = state
                 .iter()
                 .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone())))
