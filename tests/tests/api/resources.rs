@@ -159,6 +159,17 @@ async fn queues_deliver_and_have_dead_letter_queues() {
     let policy =
         attrs.attributes.unwrap()[&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy].clone();
     assert!(policy.contains("summary-jobs-dlq"), "{policy}");
+    // AND its maxReceiveCount is read from the policy as the host agent reads it, for every
+    // queue as the resources define it
+    for (name, max_receives) in QUEUES {
+        let queue =
+            callplane::queues::Queue::new(sqs.clone(), &stack.provisioned.queue_urls[*name]);
+        assert_eq!(
+            queue.max_receive_count().await.unwrap(),
+            Some(u32::try_from(*max_receives).unwrap()),
+            "{name}"
+        );
+    }
 }
 
 async fn aws_sdk_sqs_client(stack: &Stack) -> aws_sdk_sqs::Client {
