@@ -22,8 +22,10 @@ fi
 log "starting the emulator on 127.0.0.1:$EMULATOR_PORT (log: .local/moto-dev.log)"
 start_emulator "$EMULATOR_PORT" .local/moto-dev.log
 AGENT_PID=""
+TWILIO_PID=""
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
+  [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -42,12 +44,21 @@ export CALLPLANE_ADMIN_EMAIL=${CALLPLANE_ADMIN_EMAIL:-admin@callplane.local}
 export CALLPLANE_ADMIN_PASSWORD=${CALLPLANE_ADMIN_PASSWORD:-callplane-admin-password}
 export RUST_LOG=${RUST_LOG:-info}
 export INGEST_URL=${INGEST_URL:-http://127.0.0.1:$API_PORT/ingest/call-events}
-# Telephony: passed through from the environment; the defaults make the webhooks answer
-# requests signed with the local token (use a tunnel's https URL as CALLPLANE_PUBLIC_URL and
-# your real account to take real calls).
+# Telephony: passed through from the environment (use a tunnel's https URL as
+# CALLPLANE_PUBLIC_URL and your real account to take real calls). Without TWILIO_API_BASE a
+# local Twilio stand-in answers (the tests' one, owning every number), so numbers register
+# and outbound calls are placed; the webhooks answer requests signed with its auth token.
+if [ -z "${TWILIO_API_BASE:-}" ]; then
+  TWILIO_PORT=${CALLPLANE_TWILIO_PORT:-4580}
+  cargo build -q -p callplane-tests --bin twilio-standin
+  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/twilio-standin" "$TWILIO_PORT" > .local/twilio-standin.log 2>&1 &
+  TWILIO_PID=$!
+  export TWILIO_API_BASE="http://127.0.0.1:$TWILIO_PORT"
+  export TWILIO_ACCOUNT_SID=${TWILIO_ACCOUNT_SID:-AC00000000000000000000000000000001}
+  export TWILIO_AUTH_TOKEN=${TWILIO_AUTH_TOKEN:-test-auth-token-0123456789abcdef}
+fi
 export TWILIO_ACCOUNT_SID=${TWILIO_ACCOUNT_SID:-AC00000000000000000000000000000000}
 export TWILIO_AUTH_TOKEN=${TWILIO_AUTH_TOKEN:-local-twilio-auth-token}
-export TWILIO_API_BASE=${TWILIO_API_BASE:-https://api.twilio.com}
 export CALLPLANE_PUBLIC_URL=${CALLPLANE_PUBLIC_URL:-http://127.0.0.1:$API_PORT}
 "$ADMIN_BIN" bootstrap-admin
 

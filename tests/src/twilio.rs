@@ -86,6 +86,8 @@ struct Inner {
     numbers: Vec<AccountNumber>,
     /// While set, the Calls list lags: it shows no call yet.
     list_lags: bool,
+    /// The account owns every number it is asked about (`make dev`'s stand-in).
+    owns_all: bool,
 }
 
 /// A running stand-in.
@@ -99,11 +101,18 @@ pub struct FakeTwilio {
 impl FakeTwilio {
     /// Serves on a free 127.0.0.1 port until the test's runtime ends.
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        Self::start_on("127.0.0.1:0", false).await
+    }
+
+    /// Serves on `addr` until the runtime ends; with `owns_all`, every number looked up is
+    /// one of the account's (how `make dev` stands in for a real account).
+    pub async fn start_on(addr: &str, owns_all: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        let inner = Arc::new(Mutex::new(Inner {
+            owns_all,
+            ..Inner::default()
+        }));
         let router = Router::new()
             .route(
                 "/2010-04-01/Accounts/{account}/Calls.json",
@@ -372,9 +381,20 @@ async fn list_numbers(
         .find(|(k, _)| k == "PhoneNumber")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
+    let mut inner = inner.lock().expect("lock");
+    if inner.owns_all
+        && wanted.starts_with('+')
+        && !inner.numbers.iter().any(|n| n.phone_number == wanted)
+    {
+        let sid = format!("PN{:032x}", inner.numbers.len() + 1);
+        inner.numbers.push(AccountNumber {
+            sid,
+            phone_number: wanted.clone(),
+            voice_url: String::new(),
+            status_callback: String::new(),
+        });
+    }
     let numbers: Vec<_> = inner
-        .lock()
-        .expect("lock")
         .numbers
         .iter()
         .filter(|n| n.phone_number.contains(wanted.trim_start_matches('+')))
