@@ -28,6 +28,9 @@ pub struct App {
     pub telephony: Option<Telephony>,
     /// The post-call job queue (`SUMMARY_QUEUE_URL`), when configured.
     pub summary_jobs: Option<Queue>,
+    /// The last readiness answer and when it was computed (`service::health`).
+    pub ready_cache:
+        std::sync::Mutex<Option<(std::time::Instant, crate::service::health::Readiness)>>,
 }
 
 /// The telephony settings and the provider adapters built from them.
@@ -146,6 +149,7 @@ impl App {
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
             sqs,
             config,
+            ready_cache: std::sync::Mutex::new(None),
         }
     }
 }

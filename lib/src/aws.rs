@@ -27,6 +27,15 @@ pub fn retry_config() -> RetryConfig {
         .with_max_backoff(Duration::from_secs(1))
 }
 
+/// Timeouts of readiness probes: a dependency that does not answer within a second is not
+/// ready.
+pub fn probe_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(Duration::from_secs(1))
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+}
+
 /// An S3 client; path-style when an endpoint override is set (the emulator).
 pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::from(sdk)

@@ -24,6 +24,24 @@ impl Blobs {
         &self.bucket
     }
 
+    /// One cheap call that tells whether the bucket answers (readiness checks): no retries,
+    /// a short timeout.
+    pub async fn probe(&self) -> Result<()> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .timeout_config(crate::aws::probe_timeouts()),
+            )
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(())
+    }
+
     /// Writes an object.
     pub async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<()> {
         self.client

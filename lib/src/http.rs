@@ -194,9 +194,31 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     }
 }
 
-/// Adds the envelope fallbacks (unknown route `404`, wrong method `405`) and the state.
+/// Adds the health endpoints every function answers (`service::health`), the envelope
+/// fallbacks (unknown route `404`, wrong method `405`) and the state.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    use crate::service::health;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let live = || async { axum::Json(health::liveness()) };
     router
+        .route("/healthz", get(live))
+        .route("/health", get(live))
+        .route(
+            "/readyz",
+            get(
+                |axum::extract::State(app): axum::extract::State<AppState>| async move {
+                    let answer = health::readiness(&app).await;
+                    let status = if answer.ready {
+                        axum::http::StatusCode::OK
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, axum::Json(answer)).into_response()
+                },
+            ),
+        )
+        .route("/info", get(|| async { axum::Json(health::info()) }))
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .with_state(state)

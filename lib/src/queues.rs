@@ -139,6 +139,25 @@ impl Queue {
             .ok_or_else(|| Error::internal("redrive policy without a maxReceiveCount"))
     }
 
+    /// One cheap call that tells whether the queue answers (readiness checks): no retries, a
+    /// short timeout.
+    pub async fn probe(&self) -> Result<()> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .timeout_config(crate::aws::probe_timeouts()),
+            )
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(())
+    }
+
     /// Makes a received message visible again after `secs` (a retry with back-off).
     pub async fn retry_in(&self, receipt_handle: &str, secs: i32) -> Result<()> {
         self.client

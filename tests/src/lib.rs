@@ -280,19 +280,17 @@ impl Stack {
                 .build(),
         );
         let app: AppState = Arc::new(App::with_dynamo(config, &sdk, dynamo));
+        let routers = functions(&app);
         let routes = router_table()
             .into_iter()
             .map(|(path, function)| {
-                let router = match function.as_str() {
-                    "auth" => auth::router(app.clone()),
-                    "establishments" => establishments::router(app.clone()),
-                    "agents" => agents::router(app.clone()),
-                    "runtimes" => runtimes::router(app.clone()),
-                    "calls" => calls::router(app.clone()),
-                    "twilio-webhooks" => twilio_webhooks::router(app.clone()),
-                    "ingest" => ingest::router(app.clone()),
-                    other => panic!("the test harness does not know function {other}"),
-                };
+                let router = routers
+                    .iter()
+                    .find(|(name, _)| *name == function)
+                    .map(|(_, router)| router.clone())
+                    .unwrap_or_else(|| {
+                        panic!("the test harness does not know function {function}")
+                    });
                 (path, router)
             })
             .collect();
@@ -337,26 +335,12 @@ impl Stack {
             .iter()
             .find(|(pattern, _)| path_matches(pattern, path))
             .map_or(&self.routes[0].1, |(_, router)| router);
-        let response = router.clone().oneshot(req).await.expect("infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        call(router.clone(), req).await
+    }
+
+    /// Every function's router, by name, over this stack's state.
+    pub fn functions(&self) -> Vec<(&'static str, axum::Router)> {
+        functions(&self.app)
     }
 
     /// POSTs a form to a Twilio webhook `path_and_query`, signed as Twilio signs it for
@@ -646,4 +630,41 @@ pub async fn http_get(url: &str) -> (u16, Vec<u8>) {
     let body = raw[split + 4..].to_vec();
     // Chunked bodies are not de-chunked: callers compare small bodies with `contains`.
     (status, body)
+}
+
+/// Every function's router, by name, over `app`.
+pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
+    vec![
+        ("auth", auth::router(app.clone())),
+        ("establishments", establishments::router(app.clone())),
+        ("agents", agents::router(app.clone())),
+        ("runtimes", runtimes::router(app.clone())),
+        ("calls", calls::router(app.clone())),
+        ("twilio-webhooks", twilio_webhooks::router(app.clone())),
+        ("ingest", ingest::router(app.clone())),
+    ]
+}
+
+/// Sends `req` to `router` and reads the answer as a client sees it.
+pub async fn call(router: axum::Router, req: Request<Body>) -> Reply {
+    let response = router.oneshot(req).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod calls;
 pub mod do_not_call;
 pub mod establishments;
+pub mod health;
 pub mod hosts;
 pub mod ingest;
 pub mod members;

@@ -48,6 +48,11 @@ impl Key {
     }
 }
 
+/// What readiness checks read: `HEALTH` / `HEALTH`, which nothing writes.
+pub fn health_probe() -> Key {
+    Key::new("HEALTH".into(), "HEALTH")
+}
+
 /// Establishment by id: `EST#{est}` / `EST`.
 pub fn establishment(est: &EstablishmentId) -> Key {
     Key::new(format!("EST#{est}"), "EST")

@@ -184,6 +184,26 @@ impl Store {
         out.item.map(Self::record).transpose()
     }
 
+    /// One cheap call that tells whether the table answers (readiness checks): a GetItem of a
+    /// key nothing uses, no retries, a short timeout.
+    pub async fn probe(&self) -> Result<()> {
+        let key = keys::health_probe();
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.attrs()))
+            .customize()
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled())
+                    .timeout_config(crate::aws::probe_timeouts()),
+            )
+            .send()
+            .await
+            .map_err(Error::internal)?;
+        Ok(())
+    }
+
     /// One BatchGetItem round trip (plus retries of unprocessed keys, which DynamoDB returns
     /// only under throttling). Returns the items found, by key.
     pub(crate) async fn batch_get(&self, wanted: &[Key]) -> Result<Vec<(Key, Item)>> {

@@ -9,7 +9,8 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: twilio-standin PORT"))?
         .parse()?;
-    let twilio = callplane_tests::twilio::FakeTwilio::start_on(&format!("127.0.0.1:{port}"), true).await;
+    let twilio =
+        callplane_tests::twilio::FakeTwilio::start_on(&format!("127.0.0.1:{port}"), true).await;
     println!("Twilio stand-in on {}", twilio.base_url);
     std::future::pending::<()>().await;
     Ok(())

@@ -7,6 +7,7 @@ mod agents;
 mod bad_input;
 mod calls;
 mod concurrency;
+mod health;
 mod ingest;
 mod m0_acceptance;
 mod resources;
