@@ -194,6 +194,45 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     }
 }
 
+/// One log line per request: method, route template, status, latency, and the establishment
+/// and call it is about when the path or query names them. No bodies, no headers (tokens),
+/// no query values but those ids.
+async fn log_request(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |p| p.as_str().to_owned());
+    let (establishment_id, call_id) = {
+        let uri = req.uri();
+        let id_with = |prefix: &str| {
+            uri.path()
+                .split('/')
+                .chain(
+                    uri.query()
+                        .unwrap_or_default()
+                        .split('&')
+                        .filter_map(|pair| pair.split_once('=').map(|(_, v)| v)),
+                )
+                .find(|part| part.starts_with(prefix) && part.len() <= 64)
+                .map(str::to_owned)
+        };
+        (id_with("est_"), id_with("call_"))
+    };
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        establishment_id,
+        call_id,
+        "request"
+    );
+    response
+}
+
 /// Adds the health endpoints every function answers (`service::health`), the envelope
 /// fallbacks (unknown route `404`, wrong method `405`) and the state.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
@@ -202,6 +241,7 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     use axum::routing::get;
     let live = || async { axum::Json(health::liveness()) };
     router
+        .route_layer(axum::middleware::from_fn(log_request))
         .route("/healthz", get(live))
         .route("/health", get(live))
         .route(
@@ -219,7 +259,13 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
             ),
         )
         .route("/info", get(|| async { axum::Json(health::info()) }))
-        .fallback(|| async { Error::NotFound("route") })
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .fallback(|uri: axum::http::Uri| async move {
+            tracing::info!(route = "-", path = uri.path(), status = 404u16, "request");
+            Error::NotFound("route")
+        })
+        .method_not_allowed_fallback(|uri: axum::http::Uri| async move {
+            tracing::info!(route = "-", path = uri.path(), status = 405u16, "request");
+            Error::MethodNotAllowed
+        })
         .with_state(state)
 }

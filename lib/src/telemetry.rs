@@ -1,5 +1,6 @@
-//! Logging: JSON lines inside Lambda (CloudWatch), human-readable elsewhere; `RUST_LOG`
-//! filters, `info` by default.
+//! Logging: JSON lines inside Lambda (CloudWatch), each with the invocation's span (its request
+//! id), human-readable elsewhere; `RUST_LOG` filters, `info` by default. One line per request
+//! comes from `http::log_request`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,7 +13,10 @@ pub fn init() {
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder
             .json()
-            .with_current_span(false)
+            // The Lambda runtime's invocation span carries the request id (and X-Ray trace):
+            // every line of an invocation says which one it belongs to.
+            .with_current_span(true)
+            .with_span_list(false)
             .without_time()
             .init();
     } else {

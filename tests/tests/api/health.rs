@@ -75,3 +75,62 @@ async fn readiness_is_503_naming_what_is_unreachable() {
         call(router, get("/healthz")).await.expect(200);
     }
 }
+
+/// A `MakeWriter` collecting log output in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn each_request_is_one_log_line_with_its_route_status_and_ids_and_no_secrets() {
+    // GIVEN a stack and JSON logs captured as Lambda writes them
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // WHEN a member reads the establishment's live calls, and an unknown route is asked
+    stack
+        .get(&format!("/calls/active?establishment_id={est}"), &admin)
+        .await
+        .expect(200);
+    stack.get("/no/such/route", &admin).await.expect(404);
+
+    // THEN each request is one line: route template, status, latency and the establishment
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let active = &lines[0]["fields"];
+    assert_eq!(active["route"], "/calls/active");
+    assert_eq!(active["status"], 200);
+    assert_eq!(active["establishment_id"], est.as_str());
+    assert!(active["latency_ms"].is_u64());
+    assert_eq!(lines[1]["fields"]["status"], 404);
+    // AND no token reaches the logs
+    assert!(!text.contains(&admin), "the bearer token was logged");
+}
