@@ -54,6 +54,10 @@ pub struct Config {
     /// runtime, default `voice-agent-runtime:latest`) and the runtime-sim image. A tenant's
     /// admin must not run arbitrary code on a shared host.
     pub runtime_images: Vec<String>,
+    /// A path prefix requests may carry before the routes (`API_BASE_PATH`, e.g. `/prod`): an
+    /// API Gateway stage other than `$default` puts its name first in every path Lambda sees,
+    /// as a custom domain's API mapping may. Requests are answered with and without it.
+    pub api_base_path: Option<String>,
 }
 
 impl Config {
@@ -239,7 +243,29 @@ impl Config {
                 RUNTIME_SIM_IMAGE.to_owned(),
             ],
         };
+        let api_base_path = match get("API_BASE_PATH").filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(raw) => {
+                let path = raw.trim().trim_end_matches('/').to_owned();
+                let ok = path.starts_with('/')
+                    && path.len() > 1
+                    && path[1..].split('/').all(|segment| {
+                        !segment.is_empty()
+                            && segment
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    });
+                if !ok {
+                    return Err(ConfigError {
+                        var: "API_BASE_PATH",
+                        problem: format!("must be a path like /prod, got `{raw}`"),
+                    });
+                }
+                Some(path)
+            }
+        };
         Ok(Self {
+            api_base_path,
             runtime_images,
             telephony,
             summary_queue_url,

@@ -233,14 +233,16 @@ async fn log_request(req: Request, next: axum::middleware::Next) -> axum::respon
     response
 }
 
-/// Adds the health endpoints every function answers (`service::health`), the envelope
-/// fallbacks (unknown route `404`, wrong method `405`) and the state.
+/// Adds the health endpoints every function answers (`service::health`), the request log,
+/// the envelope fallbacks (unknown route `404`, wrong method `405`) and the state; with
+/// `API_BASE_PATH`, the routes answer under that prefix too.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     use crate::service::health;
     use axum::response::IntoResponse;
     use axum::routing::get;
     let live = || async { axum::Json(health::liveness()) };
-    router
+    let base_path = state.config.api_base_path.clone();
+    let routes = router
         .route_layer(axum::middleware::from_fn(log_request))
         .route("/healthz", get(live))
         .route("/health", get(live))
@@ -267,5 +269,11 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
             tracing::info!(route = "-", path = uri.path(), status = 405u16, "request");
             Error::MethodNotAllowed
         })
-        .with_state(state)
+        .with_state(state);
+    match base_path {
+        Some(prefix) => Router::new()
+            .nest(&prefix, routes.clone())
+            .fallback_service(routes),
+        None => routes,
+    }
 }

@@ -9,6 +9,7 @@ mod calls;
 mod concurrency;
 mod health;
 mod ingest;
+mod lambda_adapter;
 mod m0_acceptance;
 mod resources;
 mod runtimes;
