@@ -19,7 +19,8 @@ pub async fn load() -> SdkConfig {
 /// requests fail), 6 attempts from 25 ms up to 1 s apart. DynamoDB recovers from a throttle in
 /// milliseconds, so the SDK's default 1 s first wait would only add latency; past about 3 s of
 /// retries a request is better answered 503 so the client retries it later. Writes stay safe
-/// to retry: each transaction carries one `ClientRequestToken` across its attempts.
+/// to retry: the SDK gives each TransactWriteItems call one `ClientRequestToken` for all its
+/// attempts.
 pub fn retry_config() -> RetryConfig {
     RetryConfig::standard()
         .with_max_attempts(6)

@@ -319,20 +319,18 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Applies all items atomically, in one round trip when nothing contends. A cancellation
-    /// that is not a failed condition (`TransactionConflict` with another writer, throttling of
-    /// an item) applied nothing and is retried with jittered back-off, with the same
-    /// `ClientRequestToken`, so that a retry after a lost answer cannot apply twice; throttling
-    /// and 5xx are retried by the SDK (see `aws::retry_config`).
+    /// Applies all items atomically, in one round trip when nothing contends. Throttling and
+    /// 5xx are retried by the SDK (`aws::retry_config`) under the one `ClientRequestToken` it
+    /// gives each call, so a retry after a lost answer cannot apply twice. A cancellation that
+    /// is not a failed condition (`TransactionConflict` with another writer, throttling of an
+    /// item) applied nothing and is sent again, as a new request, after a jittered back-off.
     pub(crate) async fn transact(&self, tx: Tx) -> Result<(), TxError> {
-        let token = ulid::Ulid::new().to_string();
         let mut backoff = retry::Backoff::new();
         loop {
             let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(tx.items.clone()))
-                .client_request_token(&token)
                 .send()
                 .await;
             let err = match result {
@@ -342,7 +340,8 @@ impl Store {
             let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
                 err.as_service_error()
             else {
-                return Err(TxError::Other(Error::internal(err)));
+                // Still throttled or failing after the SDK's retries: a 503, else ours.
+                return Err(TxError::Other(err.into()));
             };
             let reasons = cancel.cancellation_reasons();
             let failed: Vec<&'static str> = reasons
