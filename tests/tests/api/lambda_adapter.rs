@@ -194,3 +194,47 @@ async fn a_twilio_webhook_through_a_function_url_is_verified_against_the_public_
     assert_eq!(refused["statusCode"], 403);
     assert_eq!(body_of(&refused)["error"]["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn rest_api_events_with_multi_value_queries_and_headers_reach_the_routes() {
+    // GIVEN a stack with an establishment, asked through an API Gateway REST (v1) proxy event
+    // on its `prod` stage, with the query and headers in their multi-value forms
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let event = json!({
+        "resource": "/{proxy+}",
+        "path": "/calls",
+        "httpMethod": "GET",
+        "headers": { "Authorization": format!("Bearer {admin}"), "Host": "api.callplane.example" },
+        "multiValueHeaders": {
+            "Authorization": [format!("Bearer {admin}")],
+            "Host": ["api.callplane.example"],
+            "Accept": ["application/json", "text/plain"]
+        },
+        "queryStringParameters": { "establishment_id": est, "limit": "5" },
+        "multiValueQueryStringParameters": { "establishment_id": [est], "limit": ["5"] },
+        "pathParameters": { "proxy": "calls" },
+        "stageVariables": null,
+        "requestContext": {
+            "accountId": "123456789012", "resourceId": "abc", "stage": "prod",
+            "requestId": "req-3", "requestTimeEpoch": 1796180400000u64,
+            "identity": { "sourceIp": "203.0.113.7", "userAgent": "test" },
+            "resourcePath": "/{proxy+}", "httpMethod": "GET", "apiId": "api1"
+        },
+        "body": null,
+        "isBase64Encoded": false
+    });
+
+    // WHEN the function is deployed with its stage as base path
+    let prod = stack.redeployed(&[("API_BASE_PATH", "/prod")]);
+    let answer = invoke(calls::router(prod.app.clone()), event).await;
+
+    // THEN the list is answered, as a REST API response
+    assert_eq!(answer["statusCode"], 200, "{}", body_of(&answer));
+    assert_eq!(body_of(&answer)["items"], json!([]));
+    assert!(
+        answer["multiValueHeaders"]["content-type"].is_array(),
+        "{answer}"
+    );
+}
