@@ -1,6 +1,6 @@
 # The two commands of the README, and the benchmarks. Everything they need is installed by
 # scripts/lib.sh into .venv (moto, cfn-lint, cargo-lambda).
-.PHONY: dev test test-faults bench fmt lint runtime-sim-image
+.PHONY: dev test test-faults bench fmt lint runtime-sim-image openapi fuzz
 
 dev:   ## install what is missing, start the emulator, create resources, bootstrap the admin, serve the API
 	@scripts/dev.sh
@@ -23,3 +23,6 @@ fmt:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+openapi: ## write the API description the code declares to docs/openapi.json (commit it)
+	cargo run -q -p callplane-tests --bin openapi

@@ -160,10 +160,31 @@ impl From<serde_dynamo::Error> for Error {
     }
 }
 
+/// The body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// What went wrong: a stable code, a message for people, and details for programs.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code: `validation_failed`, `unauthorized`, `forbidden`, `not_found`,
+    /// `conflict`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`,
+    /// `unavailable`, `internal`, or a 422 rule's own code (`do_not_call`, …).
+    #[schema(example = "validation_failed")]
+    pub code: &'static str,
+    #[schema(example = "name: must not be empty")]
+    pub message: String,
+    /// `field` names the offending field where there is one; `limit_bytes` for 413.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
 impl Error {
     /// The envelope's `error` object: `{"code","message","details"}`. Internal causes go to
     /// the log here, never into the object.
-    pub fn envelope(&self) -> Value {
+    pub fn envelope(&self) -> ErrorBody {
         let (_, code) = self.code();
         let details = match self {
             Error::Validation { details, .. } => details.clone(),
@@ -186,14 +207,20 @@ impl Error {
             }
             tracing::error!(error = %chain, "internal error");
         }
-        json!({ "code": code, "message": self.to_string(), "details": details })
+        ErrorBody {
+            code,
+            message: self.to_string(),
+            details,
+        }
     }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, _) = self.code();
-        let body = json!({ "error": self.envelope() });
+        let body = ErrorEnvelope {
+            error: self.envelope(),
+        };
         (status, axum::Json(body)).into_response()
     }
 }

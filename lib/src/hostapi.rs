@@ -45,7 +45,7 @@ pub struct CommandMessage {
 }
 
 /// What a host needs to run a runtime (`GET /hosts/{host}/runtimes[/{id}]`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuntimeSpec {
     pub runtime_id: RuntimeId,
     pub establishment_id: EstablishmentId,
@@ -65,7 +65,7 @@ pub struct RuntimeSpec {
 }
 
 /// `GET /hosts/{host}/runtimes`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuntimeSpecs {
     pub items: Vec<RuntimeSpec>,
     /// The next page (`?cursor=`); `null` on the last.
@@ -74,7 +74,7 @@ pub struct RuntimeSpecs {
 }
 
 /// How a command ended on the host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CommandOutcome {
     /// The runtime reached the command's state.
@@ -86,7 +86,7 @@ pub enum CommandOutcome {
 }
 
 /// `POST /hosts/{host}/commands/{command}/result`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommandResult {
     pub runtime_id: RuntimeId,
     pub outcome: CommandOutcome,
@@ -100,7 +100,7 @@ pub struct CommandResult {
 }
 
 /// What a host saw of one runtime at one poll.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuntimeHealth {
     pub runtime_id: RuntimeId,
     /// The runtime's establishment (its routing copy of this report lives there).
@@ -133,13 +133,13 @@ pub const MAX_ISSUE_CHARS: usize = 500;
 /// `POST /hosts/{host}/health` as the control plane reads it: each report on its own, so that
 /// one bad report (unparseable, oversized, unstorable) is refused alone and every other
 /// runtime on the host is still recorded.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct HealthReportIn {
     pub reports: Vec<serde_json::Value>,
 }
 
 /// What became of one runtime report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthOutcome {
     /// Recorded on the runtime and its routing copy.
@@ -151,13 +151,13 @@ pub enum HealthOutcome {
 }
 
 /// The answer to a health report: one result per report, in order.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthResults {
     pub results: Vec<HealthResult>,
 }
 
 /// One report's result.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthResult {
     pub index: usize,
     pub runtime_id: Option<RuntimeId>,

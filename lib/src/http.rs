@@ -5,10 +5,14 @@
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::Error;
+use crate::service::health;
 use axum::Router;
+use axum::extract::State;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -126,10 +130,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 }
 
 /// `?limit=&cursor=` of every list.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The previous page's `cursor`.
     pub cursor: Option<String>,
 }
 
@@ -233,34 +241,142 @@ async fn log_request(req: Request, next: axum::middleware::Next) -> axum::respon
     response
 }
 
-/// Adds the health endpoints every function answers (`service::health`), the request log,
-/// the envelope fallbacks (unknown route `404`, wrong method `405`) and the state; with
-/// `API_BASE_PATH`, the routes answer under that prefix too.
-pub fn finish(router: Router<AppState>, state: AppState) -> Router {
-    use crate::service::health;
+/// `GET /healthz`: the process is up (no I/O).
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is up", body = health::Liveness)))]
+async fn healthz() -> axum::Json<health::Liveness> {
+    axum::Json(health::liveness())
+}
+
+/// `GET /health`: the same as `/healthz` (the product README's name).
+#[utoipa::path(get, path = "/health", tag = "health",
+    responses((status = 200, description = "The process is up", body = health::Liveness)))]
+async fn health_alias() -> axum::Json<health::Liveness> {
+    axum::Json(health::liveness())
+}
+
+/// `GET /readyz`: whether the table, bucket and queues this function uses answer (cached
+/// for a few seconds).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Every dependency answers", body = health::Readiness),
+    (status = 503, description = "A dependency does not answer; `issues` names it", body = health::Readiness)))]
+async fn readyz(State(app): State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
-    use axum::routing::get;
-    let live = || async { axum::Json(health::liveness()) };
+    let answer = health::readiness(&app).await;
+    let status = if answer.ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(answer)).into_response()
+}
+
+/// `GET /info`: what build is running.
+#[utoipa::path(get, path = "/info", tag = "health",
+    responses((status = 200, description = "The function's name, version and git commit", body = health::Info)))]
+async fn info() -> axum::Json<health::Info> {
+    axum::Json(health::info())
+}
+
+/// `GET /openapi.json`: this API's description (OpenAPI 3.1).
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses(
+    (status = 200, description = "The OpenAPI 3.1 document: the whole API through API Gateway, \
+     the function's own part through its function URL", content_type = "application/json")))]
+async fn openapi_json(
+    axum::Extension(document): axum::Extension<Described>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.rendered(),
+    )
+        .into_response()
+}
+
+/// Which description a function serves at `GET /openapi.json`.
+#[derive(Clone, Copy, Debug)]
+pub enum Document {
+    /// Its own part: its operations and the health endpoints (what its function URL serves).
+    OwnPart,
+    /// The whole API, as committed in docs/openapi.json (the function API Gateway routes
+    /// `/openapi.json` to).
+    Whole(&'static str),
+}
+
+/// The description a function serves, rendered once, on the first request.
+#[derive(Clone)]
+struct Described {
+    text: std::sync::Arc<std::sync::OnceLock<axum::body::Bytes>>,
+    source: std::sync::Arc<DescribedSource>,
+}
+
+enum DescribedSource {
+    /// The function's name and the operations its routes declared.
+    Part(String, Box<utoipa::openapi::OpenApi>),
+    Whole(&'static str),
+}
+
+impl std::fmt::Debug for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Described").finish_non_exhaustive()
+    }
+}
+
+impl Described {
+    fn rendered(&self) -> axum::body::Bytes {
+        self.text
+            .get_or_init(|| match &*self.source {
+                DescribedSource::Whole(text) => axum::body::Bytes::from_static(text.as_bytes()),
+                DescribedSource::Part(function, operations) => {
+                    crate::openapi::render(&crate::openapi::part(function, (**operations).clone()))
+                        .into()
+                }
+            })
+            .clone()
+    }
+}
+
+/// The health endpoints every function answers (`service::health`) and `/openapi.json`.
+pub fn health_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(health_alias))
+        .routes(routes!(readyz))
+        .routes(routes!(info))
+        .routes(routes!(openapi_json))
+}
+
+/// One function's part of the description: its operations (tagged with its name) and the
+/// health endpoints.
+pub fn describe(function: &str, api: OpenApiRouter<AppState>) -> utoipa::openapi::OpenApi {
+    crate::openapi::part(function, api.merge(health_routes()).into_openapi())
+}
+
+/// Turns a function's described routes into its router: adds the health endpoints and
+/// `/openapi.json` (serving `document`), the request log, the envelope fallbacks (unknown
+/// route `404`, wrong method `405`) and the state; with `API_BASE_PATH`, the routes answer
+/// under that prefix too.
+pub fn finish(
+    function: &str,
+    api: OpenApiRouter<AppState>,
+    document: Document,
+    state: AppState,
+) -> Router {
     let base_path = state.config.api_base_path.clone();
-    let routes = router
+    let (routes, operations) = api
         .route_layer(axum::middleware::from_fn(log_request))
-        .route("/healthz", get(live))
-        .route("/health", get(live))
-        .route(
-            "/readyz",
-            get(
-                |axum::extract::State(app): axum::extract::State<AppState>| async move {
-                    let answer = health::readiness(&app).await;
-                    let status = if answer.ready {
-                        axum::http::StatusCode::OK
-                    } else {
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (status, axum::Json(answer)).into_response()
-                },
-            ),
-        )
-        .route("/info", get(|| async { axum::Json(health::info()) }))
+        .merge(health_routes())
+        .split_for_parts();
+    let source = match document {
+        Document::Whole(text) => DescribedSource::Whole(text),
+        Document::OwnPart => DescribedSource::Part(function.to_owned(), Box::new(operations)),
+    };
+    let described = Described {
+        text: Default::default(),
+        source: std::sync::Arc::new(source),
+    };
+    let routes = routes
+        .layer(axum::Extension(described))
         .fallback(|uri: axum::http::Uri| async move {
             tracing::info!(route = "-", path = uri.path(), status = 404u16, "request");
             Error::NotFound("route")

@@ -61,6 +61,14 @@ macro_rules! id_type {
             }
         }
 
+        $crate::openapi::text_schema!(
+            $name,
+            stringify!($name),
+            Some(concat!("^", $prefix, "[0-9A-HJKMNP-TV-Z]{26}$")),
+            None,
+            concat!("`", $prefix, "` followed by a ULID (time-sortable)")
+        );
+
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let raw = String::deserialize(d)?;

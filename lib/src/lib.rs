@@ -39,6 +39,7 @@ pub mod http;
 pub mod ids;
 pub mod json;
 pub mod mail;
+pub mod openapi;
 pub mod queues;
 pub mod resources;
 pub mod service;

@@ -8,6 +8,14 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
+crate::openapi::text_schema!(
+    Timestamp,
+    "Timestamp",
+    None,
+    Some("date-time"),
+    "RFC 3339, UTC"
+);
+
 impl Timestamp {
     /// Now, truncated to whole seconds so what we store is what we show.
     pub fn now() -> Self {

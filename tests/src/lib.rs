@@ -645,6 +645,34 @@ pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
     ]
 }
 
+/// Every function's described routes, by name: what the API description is made of.
+pub fn described() -> Vec<(&'static str, utoipa_axum::router::OpenApiRouter<AppState>)> {
+    vec![
+        ("auth", auth::api()),
+        ("establishments", establishments::api()),
+        ("agents", agents::api()),
+        ("runtimes", runtimes::api()),
+        ("calls", calls::api()),
+        ("twilio-webhooks", twilio_webhooks::api()),
+        ("ingest", ingest::api()),
+    ]
+}
+
+/// The whole API description as the code declares it: what `make openapi` writes to
+/// docs/openapi.json.
+pub fn openapi_document() -> String {
+    callplane::openapi::render(&callplane::openapi::whole(
+        described()
+            .into_iter()
+            .map(|(name, api)| callplane::http::describe(name, api)),
+    ))
+}
+
+/// Where the committed description lives.
+pub fn openapi_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json")
+}
+
 /// Sends `req` to `router` and reads the answer as a client sees it.
 pub async fn call(router: axum::Router, req: Request<Body>) -> Reply {
     let response = router.oneshot(req).await.expect("infallible");

@@ -4,54 +4,46 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use callplane::auth::Principal;
-use callplane::http::{ApiJson, ListParams, OptionalJson, Path, Query, finish};
+use callplane::http::{ApiJson, Document, ListParams, OptionalJson, Path, Query, finish};
 use callplane::ids::{AgentId, AgentVersionId, EstablishmentId, PhoneNumberId};
+use callplane::openapi::{ReadErrors, WriteErrors};
 use callplane::service::agents::{
     self, ActivateRequest, ActivationView, AgentView, DeploymentView, VersionView,
 };
 use callplane::service::phone_numbers::{self as numbers, PhoneNumberView};
 use callplane::store::Page;
 use callplane::{AppState, Result};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes (PRD §7.3, §8 phone_numbers).
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/establishments/{id}/agents", get(list).post(create))
-        .route(
-            "/agents/{agent_id}",
-            get(show).patch(update).delete(archive),
-        )
-        .route(
-            "/agents/{agent_id}/versions",
-            get(list_versions).post(create_version),
-        )
-        .route(
-            "/agents/{agent_id}/versions/{version_id}",
-            get(show_version).patch(update_version),
-        )
-        .route(
-            "/agents/{agent_id}/versions/{version_id}/publish",
-            post(publish),
-        )
-        .route(
-            "/agents/{agent_id}/versions/{version_id}/rollback",
-            post(rollback),
-        )
-        .route("/agents/{agent_id}/deployments", get(deployments))
-        .route(
-            "/establishments/{id}/phone-numbers",
-            get(list_numbers).post(create_number),
-        )
-        .route(
-            "/phone-numbers/{phone_number_id}",
-            get(show_number).patch(update_number).delete(delete_number),
-        );
-    finish(routes, state)
+/// The function's described routes (PRD §7.3, §8 phone_numbers).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, archive))
+        .routes(routes!(list_versions, create_version))
+        .routes(routes!(show_version, update_version))
+        .routes(routes!(publish))
+        .routes(routes!(rollback))
+        .routes(routes!(deployments))
+        .routes(routes!(list_numbers, create_number))
+        .routes(routes!(show_number, update_number, delete_number))
 }
 
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish("agents", api(), Document::OwnPart, state)
+}
+
+/// List the establishment's agents (viewer and up).
+#[utoipa::path(
+    get, path = "/establishments/{id}/agents",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "The establishment's agents, newest first", body = Page<AgentView>), ReadErrors)
+)]
 async fn list(
     State(app): State<AppState>,
     caller: Principal,
@@ -61,6 +53,14 @@ async fn list(
     agents::list(&app, &caller, &est, params).await.map(Json)
 }
 
+/// Create an agent (admin).
+#[utoipa::path(
+    post, path = "/establishments/{id}/agents",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = agents::CreateAgent,
+    security(("user_token" = [])),
+    responses((status = 201, description = "The agent, with an empty first draft", body = AgentView), WriteErrors)
+)]
 async fn create(
     State(app): State<AppState>,
     caller: Principal,
@@ -72,6 +72,13 @@ async fn create(
         .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
+/// One agent.
+#[utoipa::path(
+    get, path = "/agents/{agent_id}",
+    params(("agent_id" = AgentId, Path, description = "The agent")),
+    security(("user_token" = [])),
+    responses((status = 200, body = AgentView), ReadErrors)
+)]
 async fn show(
     State(app): State<AppState>,
     caller: Principal,
@@ -80,6 +87,14 @@ async fn show(
     agents::get(&app, &caller, &id).await.map(Json)
 }
 
+/// Rename or describe an agent (admin).
+#[utoipa::path(
+    patch, path = "/agents/{agent_id}",
+    params(("agent_id" = AgentId, Path, description = "The agent")),
+    request_body = agents::UpdateAgent,
+    security(("user_token" = [])),
+    responses((status = 200, body = AgentView), WriteErrors)
+)]
 async fn update(
     State(app): State<AppState>,
     caller: Principal,
@@ -89,6 +104,13 @@ async fn update(
     agents::update(&app, &caller, &id, req).await.map(Json)
 }
 
+/// Archive an agent (admin).
+#[utoipa::path(
+    delete, path = "/agents/{agent_id}",
+    params(("agent_id" = AgentId, Path, description = "The agent")),
+    security(("user_token" = [])),
+    responses((status = 204, description = "Archived; its numbers stop routing to it"), WriteErrors)
+)]
 async fn archive(
     State(app): State<AppState>,
     caller: Principal,
@@ -99,6 +121,13 @@ async fn archive(
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// The agent's versions, newest first.
+#[utoipa::path(
+    get, path = "/agents/{agent_id}/versions",
+    params(("agent_id" = AgentId, Path, description = "The agent"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, body = Page<VersionView>), ReadErrors)
+)]
 async fn list_versions(
     State(app): State<AppState>,
     caller: Principal,
@@ -110,6 +139,14 @@ async fn list_versions(
         .map(Json)
 }
 
+/// Create a draft version (admin).
+#[utoipa::path(
+    post, path = "/agents/{agent_id}/versions",
+    params(("agent_id" = AgentId, Path, description = "The agent")),
+    request_body = agents::CreateVersion,
+    security(("user_token" = [])),
+    responses((status = 201, description = "A new draft", body = VersionView), WriteErrors)
+)]
 async fn create_version(
     State(app): State<AppState>,
     caller: Principal,
@@ -121,6 +158,13 @@ async fn create_version(
         .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
+/// One version with its brain.
+#[utoipa::path(
+    get, path = "/agents/{agent_id}/versions/{version_id}",
+    params(("agent_id" = AgentId, Path, description = "The agent"), ("version_id" = AgentVersionId, Path, description = "The version")),
+    security(("user_token" = [])),
+    responses((status = 200, body = VersionView), ReadErrors)
+)]
 async fn show_version(
     State(app): State<AppState>,
     caller: Principal,
@@ -131,6 +175,14 @@ async fn show_version(
         .map(Json)
 }
 
+/// Edit a draft (admin); published versions are immutable (409).
+#[utoipa::path(
+    patch, path = "/agents/{agent_id}/versions/{version_id}",
+    params(("agent_id" = AgentId, Path, description = "The agent"), ("version_id" = AgentVersionId, Path, description = "The version")),
+    request_body = agents::UpdateVersion,
+    security(("user_token" = [])),
+    responses((status = 200, body = VersionView), WriteErrors)
+)]
 async fn update_version(
     State(app): State<AppState>,
     caller: Principal,
@@ -142,6 +194,14 @@ async fn update_version(
         .map(Json)
 }
 
+/// Publish a version (admin): it takes the next calls. The body may be left out.
+#[utoipa::path(
+    post, path = "/agents/{agent_id}/versions/{version_id}/publish",
+    params(("agent_id" = AgentId, Path, description = "The agent"), ("version_id" = AgentVersionId, Path, description = "The version")),
+    request_body = Option<ActivateRequest>,
+    security(("user_token" = [])),
+    responses((status = 200, description = "The version is the agent's active one", body = ActivationView), WriteErrors)
+)]
 async fn publish(
     State(app): State<AppState>,
     caller: Principal,
@@ -153,6 +213,14 @@ async fn publish(
         .map(Json)
 }
 
+/// Roll back to an earlier published version (admin). The body may be left out.
+#[utoipa::path(
+    post, path = "/agents/{agent_id}/versions/{version_id}/rollback",
+    params(("agent_id" = AgentId, Path, description = "The agent"), ("version_id" = AgentVersionId, Path, description = "The version")),
+    request_body = Option<ActivateRequest>,
+    security(("user_token" = [])),
+    responses((status = 200, description = "The earlier version is active again", body = ActivationView), WriteErrors)
+)]
 async fn rollback(
     State(app): State<AppState>,
     caller: Principal,
@@ -164,6 +232,13 @@ async fn rollback(
         .map(Json)
 }
 
+/// The agent's deployment history.
+#[utoipa::path(
+    get, path = "/agents/{agent_id}/deployments",
+    params(("agent_id" = AgentId, Path, description = "The agent"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Publishes and rollbacks, newest first", body = Page<DeploymentView>), ReadErrors)
+)]
 async fn deployments(
     State(app): State<AppState>,
     caller: Principal,
@@ -175,6 +250,13 @@ async fn deployments(
         .map(Json)
 }
 
+/// The establishment's phone numbers.
+#[utoipa::path(
+    get, path = "/establishments/{id}/phone-numbers",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, body = Page<PhoneNumberView>), ReadErrors)
+)]
 async fn list_numbers(
     State(app): State<AppState>,
     caller: Principal,
@@ -184,6 +266,14 @@ async fn list_numbers(
     numbers::list(&app, &caller, &est, params).await.map(Json)
 }
 
+/// Route a phone number of the account to an agent (admin).
+#[utoipa::path(
+    post, path = "/establishments/{id}/phone-numbers",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = numbers::CreatePhoneNumber,
+    security(("user_token" = [])),
+    responses((status = 201, description = "The number, claimed in the Twilio account and routed", body = PhoneNumberView), WriteErrors)
+)]
 async fn create_number(
     State(app): State<AppState>,
     caller: Principal,
@@ -195,6 +285,13 @@ async fn create_number(
         .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
+/// One phone number.
+#[utoipa::path(
+    get, path = "/phone-numbers/{phone_number_id}",
+    params(("phone_number_id" = PhoneNumberId, Path, description = "The phone number")),
+    security(("user_token" = [])),
+    responses((status = 200, body = PhoneNumberView), ReadErrors)
+)]
 async fn show_number(
     State(app): State<AppState>,
     caller: Principal,
@@ -203,6 +300,14 @@ async fn show_number(
     numbers::get(&app, &caller, &id).await.map(Json)
 }
 
+/// Re-route or label a phone number (admin).
+#[utoipa::path(
+    patch, path = "/phone-numbers/{phone_number_id}",
+    params(("phone_number_id" = PhoneNumberId, Path, description = "The phone number")),
+    request_body = numbers::UpdatePhoneNumber,
+    security(("user_token" = [])),
+    responses((status = 200, body = PhoneNumberView), WriteErrors)
+)]
 async fn update_number(
     State(app): State<AppState>,
     caller: Principal,
@@ -212,6 +317,13 @@ async fn update_number(
     numbers::update(&app, &caller, &id, req).await.map(Json)
 }
 
+/// Release a phone number (admin).
+#[utoipa::path(
+    delete, path = "/phone-numbers/{phone_number_id}",
+    params(("phone_number_id" = PhoneNumberId, Path, description = "The phone number")),
+    security(("user_token" = [])),
+    responses((status = 204, description = "Released: calls to it are no longer routed"), WriteErrors)
+)]
 async fn delete_number(
     State(app): State<AppState>,
     caller: Principal,

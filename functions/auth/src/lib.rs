@@ -3,25 +3,42 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use callplane::auth::Principal;
-use callplane::http::{ApiJson, finish};
+use callplane::http::{ApiJson, Document, finish};
+use callplane::openapi::{PublicErrors, ReadErrors, WriteErrors};
 use callplane::service::auth as svc;
 use callplane::{AppState, Result};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes (PRD §7.1).
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/forgot-password", post(forgot_password))
-        .route("/auth/reset-password", post(reset_password))
-        .route("/auth/accept-invitation", post(accept_invitation))
-        .route("/me", get(me));
-    finish(routes, state)
+/// The function's described routes (PRD §7.1).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(me))
 }
 
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish(
+        "auth",
+        api(),
+        Document::Whole(include_str!("../../../docs/openapi.json")),
+        state,
+    )
+}
+
+/// Sign in with email and password.
+#[utoipa::path(
+    post, path = "/auth/login",
+    request_body = svc::LoginRequest,
+    responses((status = 200, description = "A session token and who it belongs to", body = svc::LoginResponse), PublicErrors)
+)]
 async fn login(
     State(app): State<AppState>,
     ApiJson(req): ApiJson<svc::LoginRequest>,
@@ -29,12 +46,24 @@ async fn login(
     svc::login(&app, req).await.map(Json)
 }
 
+/// Revoke the caller's session.
+#[utoipa::path(
+    post, path = "/auth/logout",
+    security(("user_token" = [])),
+    responses((status = 204, description = "The session is revoked"), WriteErrors)
+)]
 async fn logout(State(app): State<AppState>, caller: Principal) -> Result<StatusCode> {
     svc::logout(&app, &caller)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Ask for a password reset email.
+#[utoipa::path(
+    post, path = "/auth/forgot-password",
+    request_body = svc::ForgotPasswordRequest,
+    responses((status = 202, description = "A reset link is emailed if the account exists (the answer is the same either way)"), PublicErrors)
+)]
 async fn forgot_password(
     State(app): State<AppState>,
     ApiJson(req): ApiJson<svc::ForgotPasswordRequest>,
@@ -44,6 +73,12 @@ async fn forgot_password(
         .map(|()| StatusCode::ACCEPTED)
 }
 
+/// Set a new password with a reset token.
+#[utoipa::path(
+    post, path = "/auth/reset-password",
+    request_body = svc::ResetPasswordRequest,
+    responses((status = 204, description = "The password is changed; every session of the account is revoked"), PublicErrors)
+)]
 async fn reset_password(
     State(app): State<AppState>,
     ApiJson(req): ApiJson<svc::ResetPasswordRequest>,
@@ -53,6 +88,12 @@ async fn reset_password(
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Accept an invitation (setting a password for a new account).
+#[utoipa::path(
+    post, path = "/auth/accept-invitation",
+    request_body = svc::AcceptInvitationRequest,
+    responses((status = 200, description = "Signed in as the invited user", body = svc::LoginResponse), PublicErrors)
+)]
 async fn accept_invitation(
     State(app): State<AppState>,
     ApiJson(req): ApiJson<svc::AcceptInvitationRequest>,
@@ -60,6 +101,12 @@ async fn accept_invitation(
     svc::accept_invitation(&app, req).await.map(Json)
 }
 
+/// The caller and their memberships.
+#[utoipa::path(
+    get, path = "/me",
+    security(("user_token" = [])),
+    responses((status = 200, body = svc::MeResponse), ReadErrors)
+)]
 async fn me(State(app): State<AppState>, caller: Principal) -> Result<Json<svc::MeResponse>> {
     svc::me(&app, &caller).await.map(Json)
 }

@@ -6,11 +6,11 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use callplane::auth::Principal;
-use callplane::http::{ApiJson, ListParams, Path, Query, finish};
+use callplane::http::{ApiJson, Document, ListParams, Path, Query, finish};
 use callplane::ids::CallId;
+use callplane::openapi::{ReadErrors, WriteErrors};
 use callplane::service::artifacts::{
     self, EventView, RecordingAccess, ToolLog, TranscriptParams, TranscriptView,
 };
@@ -19,23 +19,36 @@ use callplane::service::calls::{
 };
 use callplane::store::Page;
 use callplane::{AppState, Result};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes.
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/calls/outbound", post(outbound))
-        .route("/calls/active", get(active))
-        .route("/calls", get(history))
-        .route("/calls/{call_id}", get(show))
-        .route("/calls/{call_id}/handoff", post(handoff))
-        .route("/calls/{call_id}/transcript", get(transcript))
-        .route("/calls/{call_id}/events", get(events))
-        .route("/calls/{call_id}/tool-log", get(tool_log))
-        .route("/calls/{call_id}/recording", get(recording));
-    finish(routes, state)
+/// The function's described routes (PRD §7.5, Appendix A.5).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(outbound))
+        .routes(routes!(active))
+        .routes(routes!(history))
+        .routes(routes!(show))
+        .routes(routes!(handoff))
+        .routes(routes!(transcript))
+        .routes(routes!(events))
+        .routes(routes!(tool_log))
+        .routes(routes!(recording))
 }
 
-/// 201 with the call; a replay of an earlier request says so in `Idempotent-Replayed: true`.
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish("calls", api(), Document::OwnPart, state)
+}
+
+/// Place an outbound call through the establishment's runtime (operator and up).
+#[utoipa::path(
+    post, path = "/calls/outbound",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body answer the first call (with `Idempotent-Replayed: true`) and never place a second one; 1 to 255 printable ASCII characters")),
+    request_body = OutboundRequest,
+    security(("user_token" = [])),
+    responses((status = 201, description = "The call is placed", body = CallView, headers(("Idempotent-Replayed" = String, description = "`true` when the answer is a replay of the first request with this key"))), WriteErrors)
+)]
 async fn outbound(
     State(app): State<AppState>,
     caller: Principal,
@@ -57,6 +70,13 @@ async fn outbound(
     Ok(response)
 }
 
+/// One call (viewer and up).
+#[utoipa::path(
+    get, path = "/calls/{call_id}",
+    params(("call_id" = CallId, Path, description = "The call")),
+    security(("user_token" = [])),
+    responses((status = 200, body = CallView), ReadErrors)
+)]
 async fn show(
     State(app): State<AppState>,
     caller: Principal,
@@ -65,6 +85,14 @@ async fn show(
     calls::get(&app, &caller, &id).await.map(Json)
 }
 
+/// Transfer a live call to a human (operator and up).
+#[utoipa::path(
+    post, path = "/calls/{call_id}/handoff",
+    params(("call_id" = CallId, Path, description = "The call")),
+    request_body = HandoffRequest,
+    security(("user_token" = [])),
+    responses((status = 200, description = "The call is being transferred", body = HandoffView), WriteErrors)
+)]
 async fn handoff(
     State(app): State<AppState>,
     caller: Principal,
@@ -74,6 +102,13 @@ async fn handoff(
     calls::handoff(&app, &caller, &id, req).await.map(Json)
 }
 
+/// Live calls (viewer and up).
+#[utoipa::path(
+    get, path = "/calls/active",
+    params(ActiveParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Calls not yet ended, newest first", body = Page<CallView>), ReadErrors)
+)]
 async fn active(
     State(app): State<AppState>,
     caller: Principal,
@@ -82,6 +117,13 @@ async fn active(
     calls::active(&app, &caller, params).await.map(Json)
 }
 
+/// Call history, filtered (viewer and up).
+#[utoipa::path(
+    get, path = "/calls",
+    params(HistoryParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Calls, newest first", body = Page<CallView>), ReadErrors)
+)]
 async fn history(
     State(app): State<AppState>,
     caller: Principal,
@@ -90,6 +132,13 @@ async fn history(
     calls::history(&app, &caller, params).await.map(Json)
 }
 
+/// The transcript; poll with the returned cursor while the call is live (viewer and up).
+#[utoipa::path(
+    get, path = "/calls/{call_id}/transcript",
+    params(("call_id" = CallId, Path, description = "The call"), TranscriptParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Segments in spoken order, and a cursor to poll for what arrives next", body = TranscriptView), ReadErrors)
+)]
 async fn transcript(
     State(app): State<AppState>,
     caller: Principal,
@@ -101,6 +150,13 @@ async fn transcript(
         .map(Json)
 }
 
+/// The call's event timeline (viewer and up).
+#[utoipa::path(
+    get, path = "/calls/{call_id}/events",
+    params(("call_id" = CallId, Path, description = "The call"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "The call's timeline, oldest first", body = Page<EventView>), ReadErrors)
+)]
 async fn events(
     State(app): State<AppState>,
     caller: Principal,
@@ -112,6 +168,13 @@ async fn events(
         .map(Json)
 }
 
+/// The tools the agent called during the call (viewer and up).
+#[utoipa::path(
+    get, path = "/calls/{call_id}/tool-log",
+    params(("call_id" = CallId, Path, description = "The call"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Tool calls paired with their results", body = ToolLog), ReadErrors)
+)]
 async fn tool_log(
     State(app): State<AppState>,
     caller: Principal,
@@ -123,6 +186,13 @@ async fn tool_log(
         .map(Json)
 }
 
+/// Access to the call's recording (viewer and up).
+#[utoipa::path(
+    get, path = "/calls/{call_id}/recording",
+    params(("call_id" = CallId, Path, description = "The call")),
+    security(("user_token" = [])),
+    responses((status = 200, description = "A short-lived URL to the recording", body = RecordingAccess), ReadErrors)
+)]
 async fn recording(
     State(app): State<AppState>,
     caller: Principal,

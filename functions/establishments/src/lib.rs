@@ -4,11 +4,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, patch};
 use axum::{Json, Router};
 use callplane::auth::Principal;
-use callplane::http::{ApiJson, ListParams, Path, Query, finish};
+use callplane::http::{ApiJson, Document, ListParams, Path, Query, finish};
 use callplane::ids::{EstablishmentId, UserId};
+use callplane::openapi::{ReadErrors, WriteErrors};
 use callplane::service::audit::{self, AuditView};
 use callplane::service::do_not_call::{self as dnc, AddDoNotCall, DoNotCallView};
 use callplane::service::establishments::{self as est, EstablishmentSummary, TelephonyView};
@@ -16,34 +16,35 @@ use callplane::service::members::PersonRow;
 use callplane::service::{EstablishmentView, members};
 use callplane::store::Page;
 use callplane::{AppState, Result};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes (PRD §7.1 users, §7.2).
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/establishments", get(list).post(create))
-        .route("/establishments/{id}", get(show).patch(update))
-        .route(
-            "/establishments/{id}/telephony",
-            get(telephony).patch(update_telephony),
-        )
-        .route("/establishments/{id}/users", get(people).post(invite))
-        .route(
-            "/establishments/{id}/users/{user_id}",
-            delete(remove_member),
-        )
-        .route("/users/{user_id}", patch(change_role))
-        .route("/establishments/{id}/audit-log", get(audit_log))
-        .route(
-            "/establishments/{id}/do-not-call",
-            get(do_not_call).post(add_do_not_call),
-        )
-        .route(
-            "/establishments/{id}/do-not-call/{e164}",
-            delete(remove_do_not_call),
-        );
-    finish(routes, state)
+/// The function's described routes (PRD §7.1 users, §7.2).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update))
+        .routes(routes!(telephony, update_telephony))
+        .routes(routes!(people, invite))
+        .routes(routes!(remove_member))
+        .routes(routes!(change_role))
+        .routes(routes!(audit_log))
+        .routes(routes!(do_not_call, add_do_not_call))
+        .routes(routes!(remove_do_not_call))
 }
 
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish("establishments", api(), Document::OwnPart, state)
+}
+
+/// The establishments the caller is a member of, with the caller's role.
+#[utoipa::path(
+    get, path = "/establishments",
+    params(ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "The establishments the caller belongs to", body = Page<EstablishmentSummary>), ReadErrors)
+)]
 async fn list(
     State(app): State<AppState>,
     caller: Principal,
@@ -52,6 +53,13 @@ async fn list(
     est::list(&app, &caller, params).await.map(Json)
 }
 
+/// Create an establishment (an admin of another establishment).
+#[utoipa::path(
+    post, path = "/establishments",
+    request_body = est::CreateEstablishment,
+    security(("user_token" = [])),
+    responses((status = 201, description = "The establishment; the caller is its admin", body = EstablishmentView), WriteErrors)
+)]
 async fn create(
     State(app): State<AppState>,
     caller: Principal,
@@ -62,6 +70,13 @@ async fn create(
         .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
+/// One establishment (viewer and up).
+#[utoipa::path(
+    get, path = "/establishments/{id}",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    security(("user_token" = [])),
+    responses((status = 200, body = EstablishmentView), ReadErrors)
+)]
 async fn show(
     State(app): State<AppState>,
     caller: Principal,
@@ -70,6 +85,14 @@ async fn show(
     est::get(&app, &caller, &id).await.map(Json)
 }
 
+/// Rename, or change locale and time zone (admin).
+#[utoipa::path(
+    patch, path = "/establishments/{id}",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = est::UpdateEstablishment,
+    security(("user_token" = [])),
+    responses((status = 200, body = EstablishmentView), WriteErrors)
+)]
 async fn update(
     State(app): State<AppState>,
     caller: Principal,
@@ -79,6 +102,13 @@ async fn update(
     est::update(&app, &caller, &id, req).await.map(Json)
 }
 
+/// The telephony policy and inbound numbers (viewer and up).
+#[utoipa::path(
+    get, path = "/establishments/{id}/telephony",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    security(("user_token" = [])),
+    responses((status = 200, body = TelephonyView), ReadErrors)
+)]
 async fn telephony(
     State(app): State<AppState>,
     caller: Principal,
@@ -87,6 +117,14 @@ async fn telephony(
     est::telephony(&app, &caller, &id).await.map(Json)
 }
 
+/// Change the telephony policy: business hours, handoff number, recording (admin).
+#[utoipa::path(
+    patch, path = "/establishments/{id}/telephony",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = est::UpdateTelephony,
+    security(("user_token" = [])),
+    responses((status = 200, body = TelephonyView), WriteErrors)
+)]
 async fn update_telephony(
     State(app): State<AppState>,
     caller: Principal,
@@ -98,6 +136,13 @@ async fn update_telephony(
         .map(Json)
 }
 
+/// Members and pending invitations (viewer and up).
+#[utoipa::path(
+    get, path = "/establishments/{id}/users",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Members and pending invitations", body = Page<PersonRow>), ReadErrors)
+)]
 async fn people(
     State(app): State<AppState>,
     caller: Principal,
@@ -107,6 +152,14 @@ async fn people(
     members::list(&app, &caller, &id, params).await.map(Json)
 }
 
+/// Invite a user by email with a role (admin).
+#[utoipa::path(
+    post, path = "/establishments/{id}/users",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = members::InviteRequest,
+    security(("user_token" = [])),
+    responses((status = 201, description = "The invitation (emailed), or the membership of an existing user", body = members::InviteResponse), WriteErrors)
+)]
 async fn invite(
     State(app): State<AppState>,
     caller: Principal,
@@ -118,6 +171,13 @@ async fn invite(
         .map(|v| (StatusCode::CREATED, Json(v)))
 }
 
+/// Remove a member (admin); the last admin cannot be removed (409).
+#[utoipa::path(
+    delete, path = "/establishments/{id}/users/{user_id}",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ("user_id" = UserId, Path, description = "The user")),
+    security(("user_token" = [])),
+    responses((status = 204, description = "The member is removed; their sessions lose access at once"), WriteErrors)
+)]
 async fn remove_member(
     State(app): State<AppState>,
     caller: Principal,
@@ -128,6 +188,14 @@ async fn remove_member(
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Change a member's role in one establishment (admin of it).
+#[utoipa::path(
+    patch, path = "/users/{user_id}",
+    params(("user_id" = UserId, Path, description = "The user")),
+    request_body = members::ChangeRoleRequest,
+    security(("user_token" = [])),
+    responses((status = 200, body = members::MemberView), WriteErrors)
+)]
 async fn change_role(
     State(app): State<AppState>,
     caller: Principal,
@@ -139,6 +207,13 @@ async fn change_role(
         .map(Json)
 }
 
+/// The establishment's audit log (admin).
+#[utoipa::path(
+    get, path = "/establishments/{id}/audit-log",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, description = "Audit entries, newest first", body = Page<AuditView>), ReadErrors)
+)]
 async fn audit_log(
     State(app): State<AppState>,
     caller: Principal,
@@ -148,6 +223,13 @@ async fn audit_log(
     audit::list(&app, &caller, &id, params).await.map(Json)
 }
 
+/// The do-not-call list (viewer and up).
+#[utoipa::path(
+    get, path = "/establishments/{id}/do-not-call",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ListParams),
+    security(("user_token" = [])),
+    responses((status = 200, body = Page<DoNotCallView>), ReadErrors)
+)]
 async fn do_not_call(
     State(app): State<AppState>,
     caller: Principal,
@@ -157,6 +239,14 @@ async fn do_not_call(
     dnc::list(&app, &caller, &id, params).await.map(Json)
 }
 
+/// Put a number on the do-not-call list (operator and up).
+#[utoipa::path(
+    post, path = "/establishments/{id}/do-not-call",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = AddDoNotCall,
+    security(("user_token" = [])),
+    responses((status = 201, description = "Added", body = DoNotCallView), (status = 200, description = "Already on the list", body = DoNotCallView), WriteErrors)
+)]
 async fn add_do_not_call(
     State(app): State<AppState>,
     caller: Principal,
@@ -172,6 +262,13 @@ async fn add_do_not_call(
     Ok((status, Json(view)))
 }
 
+/// Take a number off the do-not-call list (admin).
+#[utoipa::path(
+    delete, path = "/establishments/{id}/do-not-call/{e164}",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ("e164" = String, Path, description = "The number, E.164 (`+` may be sent as `%2B`)")),
+    security(("user_token" = [])),
+    responses((status = 204, description = "Removed"), WriteErrors)
+)]
 async fn remove_do_not_call(
     State(app): State<AppState>,
     caller: Principal,

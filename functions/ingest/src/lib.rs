@@ -4,23 +4,35 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
 use axum::{Json, Router};
 use callplane::domain::event::Envelope;
-use callplane::http::{ApiJson, BearerToken, finish};
+use callplane::http::{ApiJson, BearerToken, Document, finish};
+use callplane::openapi::WriteErrors;
 use callplane::service::ingest::{self, Accepted, BatchResults};
 use callplane::{AppState, Result};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes.
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/ingest/call-events", post(one))
-        .route("/ingest/call-events/batch", post(batch));
-    finish(routes, state)
+/// The function's described routes (PRD Appendix B: the runtimes' side).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(one))
+        .routes(routes!(batch))
 }
 
-/// `202 {"status":"accepted","outcome":…}` (a replay is accepted too, and changes nothing).
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish("ingest", api(), Document::OwnPart, state)
+}
+
+/// Runtime: one call event (Appendix B). Retries with the same idempotency key change nothing.
+#[utoipa::path(
+    post, path = "/ingest/call-events",
+    request_body = Envelope,
+    security(("ingest_token" = [])),
+    responses((status = 202, description = "Stored, or recognised as a duplicate of its idempotency key", body = Accepted), WriteErrors)
+)]
 async fn one(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
@@ -31,13 +43,22 @@ async fn one(
 }
 
 /// `POST /ingest/call-events/batch` body.
-#[derive(Debug, Deserialize)]
+/// Up to 25 envelopes; each is checked on its own, so one bad event rejects only itself.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Batch {
+    #[schema(value_type = Vec<Envelope>, min_items = 1, max_items = 25)]
     events: Vec<serde_json::Value>,
 }
 
 /// `200` with one result per event.
+/// Runtime: up to 25 call events in one request.
+#[utoipa::path(
+    post, path = "/ingest/call-events/batch",
+    request_body = Batch,
+    security(("ingest_token" = [])),
+    responses((status = 200, description = "One result per event, in order", body = BatchResults), WriteErrors)
+)]
 async fn batch(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,

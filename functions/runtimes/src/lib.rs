@@ -5,41 +5,51 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use callplane::auth::Principal;
 use callplane::domain::{HostId, RuntimeAction};
 use callplane::hostapi::{CommandResult, HealthReportIn, HealthResults, RuntimeSpec, RuntimeSpecs};
-use callplane::http::{ApiJson, BearerToken, ListParams, Path, Query, finish};
+use callplane::http::{ApiJson, BearerToken, Document, ListParams, Path, Query, finish};
 use callplane::ids::{CommandId, EstablishmentId, RuntimeId};
+use callplane::openapi::{ReadErrors, WriteErrors};
 use callplane::service::hosts;
 use callplane::service::runtimes::{
     self as rt, CommandAccepted, CommandView, ProvisionView, RuntimeView, StatusView,
 };
 use callplane::{AppState, Result};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes (PRD §7.4, and the host-agent side of DESIGN "Runtime contract").
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/establishments/{id}/runtime", get(show).post(provision))
-        .route("/runtimes/{runtime_id}", delete(deprovision))
-        .route("/runtimes/{runtime_id}/start", post(start))
-        .route("/runtimes/{runtime_id}/stop", post(stop))
-        .route("/runtimes/{runtime_id}/restart", post(restart))
-        .route("/runtimes/{runtime_id}/drain", post(drain))
-        .route("/runtimes/{runtime_id}/resume", post(resume))
-        .route("/runtimes/{runtime_id}/status", get(status))
-        .route("/runtimes/{runtime_id}/commands/{command_id}", get(command))
-        .route("/hosts/{host_id}/runtimes", get(host_specs))
-        .route("/hosts/{host_id}/runtimes/{runtime_id}", get(host_spec))
-        .route(
-            "/hosts/{host_id}/commands/{command_id}/result",
-            post(host_result),
-        )
-        .route("/hosts/{host_id}/health", post(host_health));
-    finish(routes, state)
+/// The function's described routes (PRD §7.4, and the host-agent side of DESIGN "Runtime contract").
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, provision))
+        .routes(routes!(deprovision))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
+        .routes(routes!(drain))
+        .routes(routes!(resume))
+        .routes(routes!(status))
+        .routes(routes!(command))
+        .routes(routes!(host_specs))
+        .routes(routes!(host_spec))
+        .routes(routes!(host_result))
+        .routes(routes!(host_health))
 }
 
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish("runtimes", api(), Document::OwnPart, state)
+}
+
+/// The establishment's runtime (viewer and up).
+#[utoipa::path(
+    get, path = "/establishments/{id}/runtime",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    security(("user_token" = [])),
+    responses((status = 200, body = RuntimeView), ReadErrors)
+)]
 async fn show(
     State(app): State<AppState>,
     caller: Principal,
@@ -48,6 +58,14 @@ async fn show(
     rt::get(&app, &caller, &est).await.map(Json)
 }
 
+/// Provision the establishment's runtime (admin).
+#[utoipa::path(
+    post, path = "/establishments/{id}/runtime",
+    params(("id" = EstablishmentId, Path, description = "The establishment")),
+    request_body = rt::ProvisionRequest,
+    security(("user_token" = [])),
+    responses((status = 201, description = "The runtime, placed on a host, and its create command", body = ProvisionView), WriteErrors)
+)]
 async fn provision(
     State(app): State<AppState>,
     caller: Principal,
@@ -70,6 +88,13 @@ async fn accepted(
         .map(|v| (StatusCode::ACCEPTED, Json(v)))
 }
 
+/// Remove the runtime (admin).
+#[utoipa::path(
+    delete, path = "/runtimes/{runtime_id}",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "The command is queued for the runtime's host; poll its status", body = CommandAccepted), WriteErrors)
+)]
 async fn deprovision(
     State(app): State<AppState>,
     caller: Principal,
@@ -78,6 +103,13 @@ async fn deprovision(
     accepted(&app, &caller, &id, RuntimeAction::Remove).await
 }
 
+/// Start the runtime (admin).
+#[utoipa::path(
+    post, path = "/runtimes/{runtime_id}/start",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "The command is queued for the runtime's host; poll its status", body = CommandAccepted), WriteErrors)
+)]
 async fn start(
     State(app): State<AppState>,
     caller: Principal,
@@ -86,6 +118,13 @@ async fn start(
     accepted(&app, &caller, &id, RuntimeAction::Start).await
 }
 
+/// Stop the runtime (admin).
+#[utoipa::path(
+    post, path = "/runtimes/{runtime_id}/stop",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "The command is queued for the runtime's host; poll its status", body = CommandAccepted), WriteErrors)
+)]
 async fn stop(
     State(app): State<AppState>,
     caller: Principal,
@@ -94,6 +133,13 @@ async fn stop(
     accepted(&app, &caller, &id, RuntimeAction::Stop).await
 }
 
+/// Restart the runtime (admin).
+#[utoipa::path(
+    post, path = "/runtimes/{runtime_id}/restart",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "The command is queued for the runtime's host; poll its status", body = CommandAccepted), WriteErrors)
+)]
 async fn restart(
     State(app): State<AppState>,
     caller: Principal,
@@ -102,6 +148,13 @@ async fn restart(
     accepted(&app, &caller, &id, RuntimeAction::Restart).await
 }
 
+/// Stop routing new calls to the runtime; calls in progress finish (admin).
+#[utoipa::path(
+    post, path = "/runtimes/{runtime_id}/drain",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "The command is queued for the runtime's host; poll its status", body = CommandAccepted), WriteErrors)
+)]
 async fn drain(
     State(app): State<AppState>,
     caller: Principal,
@@ -110,6 +163,13 @@ async fn drain(
     accepted(&app, &caller, &id, RuntimeAction::Drain).await
 }
 
+/// Route new calls to a drained runtime again (admin).
+#[utoipa::path(
+    post, path = "/runtimes/{runtime_id}/resume",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "The command is queued for the runtime's host; poll its status", body = CommandAccepted), WriteErrors)
+)]
 async fn resume(
     State(app): State<AppState>,
     caller: Principal,
@@ -118,6 +178,13 @@ async fn resume(
     accepted(&app, &caller, &id, RuntimeAction::Resume).await
 }
 
+/// Desired and observed state, health and recent errors (viewer and up).
+#[utoipa::path(
+    get, path = "/runtimes/{runtime_id}/status",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("user_token" = [])),
+    responses((status = 200, body = StatusView), ReadErrors)
+)]
 async fn status(
     State(app): State<AppState>,
     caller: Principal,
@@ -126,6 +193,13 @@ async fn status(
     rt::status(&app, &caller, &id).await.map(Json)
 }
 
+/// One lifecycle command and its outcome (viewer and up).
+#[utoipa::path(
+    get, path = "/runtimes/{runtime_id}/commands/{command_id}",
+    params(("runtime_id" = RuntimeId, Path, description = "The runtime"), ("command_id" = CommandId, Path, description = "The command")),
+    security(("user_token" = [])),
+    responses((status = 200, body = CommandView), ReadErrors)
+)]
 async fn command(
     State(app): State<AppState>,
     caller: Principal,
@@ -134,6 +208,13 @@ async fn command(
     rt::command_status(&app, &caller, &id, &cmd).await.map(Json)
 }
 
+/// Host agent: the runtimes placed on this host, for reconciliation.
+#[utoipa::path(
+    get, path = "/hosts/{host_id}/runtimes",
+    params(("host_id" = HostId, Path, description = "The host"), ListParams),
+    security(("host_token" = [])),
+    responses((status = 200, description = "What should run on the host", body = RuntimeSpecs), ReadErrors)
+)]
 async fn host_specs(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
@@ -145,6 +226,13 @@ async fn host_specs(
         .map(Json)
 }
 
+/// Host agent: one runtime's spec (image, env, limits).
+#[utoipa::path(
+    get, path = "/hosts/{host_id}/runtimes/{runtime_id}",
+    params(("host_id" = HostId, Path, description = "The host"), ("runtime_id" = RuntimeId, Path, description = "The runtime")),
+    security(("host_token" = [])),
+    responses((status = 200, body = RuntimeSpec), ReadErrors)
+)]
 async fn host_spec(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
@@ -155,6 +243,14 @@ async fn host_spec(
         .map(Json)
 }
 
+/// Host agent: the outcome of a lifecycle command.
+#[utoipa::path(
+    post, path = "/hosts/{host_id}/commands/{command_id}/result",
+    params(("host_id" = HostId, Path, description = "The host"), ("command_id" = CommandId, Path, description = "The command")),
+    request_body = CommandResult,
+    security(("host_token" = [])),
+    responses((status = 204, description = "Recorded (a repeated result changes nothing)"), WriteErrors)
+)]
 async fn host_result(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,
@@ -166,6 +262,14 @@ async fn host_result(
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Host agent: health of the runtimes on this host.
+#[utoipa::path(
+    post, path = "/hosts/{host_id}/health",
+    params(("host_id" = HostId, Path, description = "The host")),
+    request_body = HealthReportIn,
+    security(("host_token" = [])),
+    responses((status = 200, description = "One result per runtime reported", body = HealthResults), WriteErrors)
+)]
 async fn host_health(
     State(app): State<AppState>,
     BearerToken(token): BearerToken,

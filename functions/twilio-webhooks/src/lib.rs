@@ -7,49 +7,86 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use callplane::http::{Query, finish};
+use callplane::http::{Document, Query, finish};
+use callplane::openapi::WebhookErrors;
 use callplane::service::webhooks;
 use callplane::service::whatsapp::{self, WhatsappVerify};
 use callplane::telephony::twilio::{TwilioWebhook, Twiml};
 use callplane::{AppState, Result};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The function's routes.
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
-        .route("/webhooks/twilio/incoming-call", post(incoming_call))
-        .route("/webhooks/twilio/call-status", post(call_status))
-        .route("/webhooks/twilio/amd-callback", post(amd_callback))
-        .route("/webhooks/twilio/recording-status", post(recording_status))
-        .route(
-            "/webhooks/whatsapp",
-            axum::routing::get(whatsapp_verify).post(whatsapp_event),
-        );
-    finish(routes, state)
+/// The function's described routes (reference/twilio.md; served through the function URL Twilio and Meta call).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(incoming_call))
+        .routes(routes!(call_status))
+        .routes(routes!(amd_callback))
+        .routes(routes!(recording_status))
+        .routes(routes!(whatsapp_verify, whatsapp_event))
 }
 
+/// The function's router.
+pub fn router(state: AppState) -> Router {
+    finish("twilio-webhooks", api(), Document::OwnPart, state)
+}
+
+/// Twilio: a call to one of our numbers.
+#[utoipa::path(
+    post, path = "/webhooks/twilio/incoming-call",
+    request_body(content = std::collections::BTreeMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "Twilio's form parameters (CallSid, AccountSid, From, To, CallStatus, …), as signed"),
+    security(("twilio_signature" = [])),
+    responses((status = 200, description = "TwiML: connect the call to the establishment's runtime, or say why not and hang up", content_type = "text/xml", body = String), WebhookErrors)
+)]
 async fn incoming_call(State(app): State<AppState>, hook: TwilioWebhook) -> Result<Twiml> {
     webhooks::incoming_call(&app, &hook).await
 }
 
+/// Twilio: a call's status changed.
+#[utoipa::path(
+    post, path = "/webhooks/twilio/call-status",
+    request_body(content = std::collections::BTreeMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "Twilio's form parameters (CallSid, AccountSid, From, To, CallStatus, …), as signed"),
+    security(("twilio_signature" = [])),
+    responses((status = 204, description = "Applied (a repeated or late callback changes nothing)"), WebhookErrors)
+)]
 async fn call_status(State(app): State<AppState>, hook: TwilioWebhook) -> Result<StatusCode> {
     webhooks::call_status(&app, &hook)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Twilio: answering machine detection's result for an outbound call.
+#[utoipa::path(
+    post, path = "/webhooks/twilio/amd-callback",
+    request_body(content = std::collections::BTreeMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "Twilio's form parameters (CallSid, AccountSid, From, To, CallStatus, …), as signed"),
+    security(("twilio_signature" = [])),
+    responses((status = 204, description = "Recorded"), WebhookErrors)
+)]
 async fn amd_callback(State(app): State<AppState>, hook: TwilioWebhook) -> Result<StatusCode> {
     webhooks::amd_result(&app, &hook)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Twilio: a recording is ready.
+#[utoipa::path(
+    post, path = "/webhooks/twilio/recording-status",
+    request_body(content = std::collections::BTreeMap<String, String>, content_type = "application/x-www-form-urlencoded", description = "Twilio's form parameters (CallSid, AccountSid, From, To, CallStatus, …), as signed"),
+    security(("twilio_signature" = [])),
+    responses((status = 204, description = "Recorded"), WebhookErrors)
+)]
 async fn recording_status(State(app): State<AppState>, hook: TwilioWebhook) -> Result<StatusCode> {
     webhooks::recording_status(&app, &hook)
         .await
         .map(|()| StatusCode::NO_CONTENT)
 }
 
+/// Meta: subscription check of the WhatsApp webhook.
+#[utoipa::path(
+    get, path = "/webhooks/whatsapp",
+    params(WhatsappVerify),
+    responses((status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String), WebhookErrors)
+)]
 async fn whatsapp_verify(
     State(app): State<AppState>,
     Query(q): Query<WhatsappVerify>,
@@ -57,6 +94,13 @@ async fn whatsapp_verify(
     whatsapp::whatsapp_verify(&app, &q)
 }
 
+/// Meta: a WhatsApp notification.
+#[utoipa::path(
+    post, path = "/webhooks/whatsapp",
+    request_body(content = serde_json::Value, content_type = "application/json", description = "A WhatsApp Cloud API notification"),
+    security(("whatsapp_signature" = [])),
+    responses((status = 200, description = "Received"), WebhookErrors)
+)]
 async fn whatsapp_event(
     State(app): State<AppState>,
     headers: HeaderMap,

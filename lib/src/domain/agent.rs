@@ -11,7 +11,7 @@ use std::fmt;
 pub const MAX_PROMPT_CHARS: usize = 100_000;
 
 /// The system prompt: non-empty, at most [`MAX_PROMPT_CHARS`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Prompt(String);
 
@@ -45,7 +45,7 @@ impl From<Prompt> for String {
 
 /// A model or provider identifier (`openai`, `gpt-4.1-mini`): 1–100 characters of letters,
 /// digits and `.`, `-`, `_`, `:`, `/`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct ModelName(String);
 
@@ -81,7 +81,7 @@ impl From<ModelName> for String {
 }
 
 /// Sampling temperature, 0–2.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "f64", into = "f64")]
 pub struct Temperature(f64);
 
@@ -105,7 +105,7 @@ impl From<Temperature> for f64 {
 }
 
 /// Most tokens the model may produce per reply, 1–32768.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "i64", into = "i64")]
 pub struct MaxTokens(u32);
 
@@ -126,7 +126,7 @@ impl From<MaxTokens> for i64 {
 }
 
 /// The model and its parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelParams {
     pub provider: ModelName,
@@ -136,7 +136,19 @@ pub struct ModelParams {
 }
 
 /// The tools the platform knows; any other name is refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tool {
     Email,
@@ -159,14 +171,14 @@ impl fmt::Display for Tool {
 }
 
 /// A tool's switch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolSetting {
     pub enabled: bool,
 }
 
 /// Policies that shape the LLM and its tooling (never telephony: that is the establishment's).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrainPolicies {
     /// The first thing the agent says.
@@ -189,7 +201,7 @@ impl BrainPolicies {
 }
 
 /// A short policy text: non-blank, at most 1000 characters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct PolicyText(String);
 
@@ -213,7 +225,7 @@ impl From<PolicyText> for String {
 }
 
 /// An agent version's whole brain.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Brain {
     pub prompt: Prompt,
     pub model: ModelParams,
@@ -238,7 +250,7 @@ impl Brain {
 /// Where a version is in its life: a draft can be edited; publishing makes it the active
 /// version (`published`) and archives the one it replaces; an archived version was published
 /// once and can be rolled back to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VersionStatus {
     Draft,
@@ -258,7 +270,7 @@ impl VersionStatus {
 }
 
 /// Whether an agent takes calls and new versions, or was archived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentStatus {
     Active,
@@ -276,7 +288,7 @@ impl AgentStatus {
 }
 
 /// Who carries a phone number's calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NumberProvider {
     Twilio,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Where a call is. The order of [`CallStatus::rank`] is the only order a call moves in:
 /// provider callbacks arrive duplicated and out of order, and a late `ringing` must never
 /// overwrite `in_progress` or a final state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallStatus {
     /// Created, not yet ringing (outbound calls waiting for the provider).
@@ -87,7 +87,7 @@ impl CallStatus {
 }
 
 /// Which way a call goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Inbound,
@@ -95,7 +95,7 @@ pub enum Direction {
 }
 
 /// Who answered, from answering-machine detection (Twilio `AnsweredBy`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum AnsweredBy {
@@ -125,7 +125,7 @@ impl AnsweredBy {
 }
 
 /// What the inbound-call webhook decided, and why; kept on the call for operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     /// Streamed to the establishment's runtime.

@@ -45,6 +45,14 @@ impl Email {
     }
 }
 
+crate::openapi::text_schema!(
+    Email,
+    "Email",
+    None,
+    Some("email"),
+    "An email address (stored lower-cased)"
+);
+
 impl TryFrom<String> for Email {
     type Error = String;
     fn try_from(raw: String) -> Result<Self, String> {

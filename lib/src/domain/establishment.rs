@@ -8,6 +8,18 @@ macro_rules! bounded_text {
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .description(Some(concat!($what, ": trimmed, no control characters")))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+
         impl $name {
             /// Trims; refuses empty text, control characters and more than the maximum length.
             pub fn parse(raw: &str) -> Result<Self, String> {
@@ -57,7 +69,7 @@ bounded_text!(/// How a user's name is shown to other members.
     DisplayName, 100, "display name");
 
 /// An IANA time zone name (`America/Sao_Paulo`), checked against the tz database.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct TimeZone(String);
 
@@ -95,7 +107,7 @@ impl From<TimeZone> for String {
 
 /// A BCP 47 language tag of the common shapes (`pt`, `pt-BR`, `zh-Hant-TW`), normalised to
 /// lowercase language and uppercase region.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Locale(String);
 

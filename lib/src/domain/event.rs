@@ -20,7 +20,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 pub const MAX_CLOCK_AHEAD_SECS: i64 = 300;
 
 /// The envelope as it arrives; [`RuntimeEvent::parse`] checks it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Envelope {
     pub runtime_id: RuntimeId,
     pub establishment_id: EstablishmentId,
@@ -31,7 +31,7 @@ pub struct Envelope {
 }
 
 /// The call an event belongs to, as the runtime knows it.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CallRef {
     pub provider: NumberProvider,
     pub provider_call_sid: String,
@@ -41,9 +41,11 @@ pub struct CallRef {
 }
 
 /// `event` before its payload is parsed by type.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct RawEvent {
     pub id: String,
+    /// `call_started`, `transcript_segment`, `tool_called`, `tool_result`, `handoff_requested`,
+    /// `call_ended`, `runtime_error`, `recording_available`, … (Appendix B.2).
     #[serde(rename = "type")]
     pub kind: String,
     pub occurred_at: Timestamp,
@@ -70,7 +72,7 @@ pub struct RuntimeEvent {
 }
 
 /// Who spoke, or who hung up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Party {
     Customer,
@@ -81,7 +83,7 @@ pub enum Party {
 }
 
 /// The part of a runtime that failed (`runtime_error`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
     Stt,
@@ -103,7 +105,7 @@ impl Component {
 }
 
 /// A transcript segment (`transcript_segment`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Segment {
     pub segment_id: String,

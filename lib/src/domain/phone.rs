@@ -29,6 +29,14 @@ impl E164 {
     }
 }
 
+crate::openapi::text_schema!(
+    E164,
+    "E164",
+    Some(r"^\+[1-9][0-9]{6,14}$"),
+    None,
+    "A phone number in E.164 form (`+` and the country code), valid for its country"
+);
+
 impl TryFrom<String> for E164 {
     type Error = String;
     fn try_from(raw: String) -> Result<Self, String> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// Where a runtime is in its life. Transitional statuses (`provisioning`, `starting`,
 /// `stopping`) hold while the host executes a command; the host's report settles them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeStatus {
     Provisioning,
@@ -39,7 +39,7 @@ impl RuntimeStatus {
 }
 
 /// A state the host converges a runtime's container to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DesiredState {
     /// The container exists, not started.
@@ -73,7 +73,7 @@ impl DesiredState {
 }
 
 /// A lifecycle action (one command to the host).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeAction {
     Create,
@@ -187,7 +187,7 @@ impl RuntimeAction {
 /// streams call audio to `wss://{its authority}/media-stream`, which needs a name with a valid
 /// certificate, not a host's address and port. Given at provisioning (`public_url`) or as the
 /// runtime's `APP_PUBLIC_DOMAIN` (PRD A.4).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct PublicUrl(String);
 
@@ -251,7 +251,7 @@ impl From<PublicUrl> for String {
 
 /// A runtime host's id as registered (`host-a`, `i-0abc…`): 1–64 of `[A-Za-z0-9_.:-]`. It
 /// goes into keys, so the host API refuses any other shape before it reads anything.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct HostId(String);
 
@@ -286,7 +286,7 @@ impl From<HostId> for String {
 }
 
 /// A container image reference (`voice-agent-runtime:latest`, `registry/x/y@sha256:…`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct ImageRef(String);
 
@@ -330,7 +330,7 @@ impl From<ImageRef> for String {
 
 /// A runtime's own environment (what the admin gives; the platform adds its `CALLPLANE_*`
 /// variables on top when the container is created).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(
     try_from = "BTreeMap<String, String>",
     into = "BTreeMap<String, String>"

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An establishment's telephony policy: what happens to calls regardless of which agent answers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TelephonyPolicy {
     /// Where calls are transferred on handoff, outside hours and when no runtime can take them.
     pub handoff_e164: Option<E164>,
@@ -65,7 +65,7 @@ impl Default for TelephonyPolicy {
 }
 
 /// A day of the week as the API spells it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Weekday {
@@ -114,6 +114,14 @@ impl ClockTime {
     }
 }
 
+crate::openapi::text_schema!(
+    ClockTime,
+    "ClockTime",
+    Some("^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"),
+    None,
+    "A local time of day, HH:MM from 00:00 to 24:00"
+);
+
 impl TryFrom<String> for ClockTime {
     type Error = String;
     fn try_from(raw: String) -> Result<Self, String> {
@@ -134,7 +142,7 @@ impl fmt::Display for ClockTime {
 }
 
 /// One opening rule: on these days, from `start` (inclusive) to `end` (exclusive).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "RawBusinessHours")]
 pub struct BusinessHours {
     /// Days the rule applies to; non-empty, no repeats.

@@ -13,7 +13,7 @@ use crate::store::records::{AgentRecord, CallRecord, PhoneRecord, RuntimeRecord,
 use serde::Serialize;
 
 /// Who did something, as audit entries and deployments show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Actor {
     pub user_id: UserId,
     pub email: String,

@@ -25,7 +25,7 @@ const MAX_DESCRIPTION_CHARS: usize = 2000;
 const RETRIES: usize = 5;
 
 /// `POST /establishments/{id}/agents` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgent {
     pub name: Name,
@@ -34,7 +34,7 @@ pub struct CreateAgent {
 }
 
 /// `PATCH /agents/{agentId}` body; `description: null` clears it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAgent {
     pub name: Option<Name>,
@@ -43,7 +43,7 @@ pub struct UpdateAgent {
 }
 
 /// An agent (Appendix A.3).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub id: AgentId,
     pub establishment_id: EstablishmentId,
@@ -71,7 +71,7 @@ impl From<AgentRecord> for AgentView {
 }
 
 /// `POST /agents/{agentId}/versions` body: a draft's brain (PRD §6: brain only).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVersion {
     /// Defaults to `v{number}`.
@@ -85,7 +85,7 @@ pub struct CreateVersion {
 }
 
 /// `PATCH /agents/{agentId}/versions/{versionId}` body (drafts only; partial).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVersion {
     pub name: Option<Name>,
@@ -96,7 +96,7 @@ pub struct UpdateVersion {
 }
 
 /// A version (Appendix A.3, with the brain).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     pub id: AgentVersionId,
     pub agent_id: AgentId,
@@ -131,7 +131,7 @@ impl From<VersionRecord> for VersionView {
 /// Optional body of publish and rollback: the active version the caller last saw. When
 /// given, the pointer moves only if it is still there (`null`: no version was active);
 /// otherwise the version active when the request is read is assumed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
     #[serde(default, deserialize_with = "nullable")]
@@ -139,7 +139,7 @@ pub struct ActivateRequest {
 }
 
 /// Publish and rollback response (Appendix A.3).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActivationView {
     pub agent_id: AgentId,
     pub active_version_id: AgentVersionId,
@@ -147,7 +147,7 @@ pub struct ActivationView {
 }
 
 /// One activation, for `GET /agents/{agentId}/deployments`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeploymentView {
     pub sequence: u32,
     pub action: String,

@@ -35,16 +35,21 @@ const MAX_SEGMENTS: u32 = 500;
 pub const RECORDING_URL_TTL_SECS: u64 = 300;
 
 /// `GET /calls/{id}/transcript` query.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TranscriptParams {
+    /// The previous answer's `cursor`: what arrived since.
     pub cursor: Option<String>,
+    /// What arrived after this segment.
     pub since_segment_id: Option<String>,
+    /// Page size, 1 to 100 (default 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
 /// A transcript segment as the API shows it (Appendix A.5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SegmentView {
     pub segment_id: String,
     pub speaker: Party,
@@ -68,7 +73,7 @@ impl From<SegmentRecord> for SegmentView {
 }
 
 /// `GET /calls/{id}/transcript` (Appendix A.5 + D.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TranscriptView {
     pub call_id: CallId,
     /// Segments not returned before, by `started_at` then segment id.
@@ -347,7 +352,7 @@ fn complete(call: &CallRecord, settled: ulid::Ulid) -> bool {
 }
 
 /// A timeline event as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     pub event_id: String,
     #[serde(rename = "type")]
@@ -390,7 +395,7 @@ pub async fn events(
 }
 
 /// One tool invocation: the call and its result paired.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToolLogEntry {
     pub tool_name: String,
     pub tool_call_id: Option<String>,
@@ -405,7 +410,7 @@ pub struct ToolLogEntry {
 }
 
 /// `GET /calls/{id}/tool-log` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ToolLog {
     pub items: Vec<ToolLogEntry>,
     pub cursor: Option<String>,
@@ -618,7 +623,7 @@ pub async fn tool_log(
 }
 
 /// `GET /calls/{id}/recording`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordingAccess {
     pub call_id: CallId,
     /// `available` (`url` works until `expires_at`) or `pending` (the recording is kept

@@ -13,7 +13,7 @@ use crate::time::Timestamp;
 use serde::Serialize;
 
 /// What was acted on.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Target {
     #[serde(rename = "type")]
     pub kind: String,
@@ -21,7 +21,7 @@ pub struct Target {
 }
 
 /// One audit entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub id: AuditId,
     pub establishment_id: EstablishmentId,

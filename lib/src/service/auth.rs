@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const RESET_TTL_SECS: i64 = 3600;
 
 /// `POST /auth/login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: Email,
@@ -23,7 +23,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /auth/login` (and accept-invitation) response (Appendix A.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -32,7 +32,7 @@ pub struct LoginResponse {
 }
 
 /// The user part of a login response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginUser {
     pub id: UserId,
     pub email: Email,
@@ -42,14 +42,14 @@ pub struct LoginUser {
 }
 
 /// `GET /me` response (Appendix A.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub user: MeUser,
     pub memberships: Vec<Membership>,
 }
 
 /// The user part of `GET /me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeUser {
     pub id: UserId,
     pub email: Email,
@@ -57,21 +57,21 @@ pub struct MeUser {
 }
 
 /// One membership in `GET /me`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Membership {
     pub establishment_id: EstablishmentId,
     pub role: Role,
 }
 
 /// `POST /auth/forgot-password` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForgotPasswordRequest {
     pub email: Email,
 }
 
 /// `POST /auth/reset-password` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     pub token: String,
@@ -79,7 +79,7 @@ pub struct ResetPasswordRequest {
 }
 
 /// `POST /auth/accept-invitation` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInvitationRequest {
     pub token: String,

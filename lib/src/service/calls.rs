@@ -29,7 +29,7 @@ const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 const MAX_METADATA_BYTES: usize = 4096;
 
 /// `POST /calls/outbound` body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutboundRequest {
     pub establishment_id: EstablishmentId,
@@ -49,14 +49,14 @@ pub struct OutboundRequest {
 }
 
 /// `POST /calls/{id}/handoff` body (Appendix A.5).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandoffRequest {
     pub reason: String,
 }
 
 /// `POST /calls/{id}/handoff` answer (Appendix A.5).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HandoffView {
     pub call_id: CallId,
     pub status: CallStatus,
@@ -64,7 +64,7 @@ pub struct HandoffView {
 }
 
 /// A call as the API shows it (the Appendix A.5 fields first).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallView {
     pub call_id: CallId,
     pub provider: NumberProvider,
@@ -105,7 +105,7 @@ pub struct CallView {
 }
 
 /// A call's recording, without the provider URL (which needs our credentials).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordingView {
     pub recording_sid: String,
     pub status: String,
@@ -573,11 +573,14 @@ async fn replay(
 }
 
 /// `GET /calls/active` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActiveParams {
     /// Absent: every establishment the caller belongs to.
     pub establishment_id: Option<EstablishmentId>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }
@@ -613,8 +616,9 @@ pub async fn active(
 
 /// `GET /calls` query (PRD §7.5): `from`/`to` bound when calls were created (RFC 3339,
 /// inclusive).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
     /// Absent: every establishment the caller belongs to.
     pub establishment_id: Option<EstablishmentId>,
@@ -623,6 +627,8 @@ pub struct HistoryParams {
     pub agent_id: Option<AgentId>,
     pub from: Option<Timestamp>,
     pub to: Option<Timestamp>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub cursor: Option<String>,
 }

@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// `POST /establishments/{id}/do-not-call` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddDoNotCall {
     pub e164: E164,
@@ -24,7 +24,7 @@ pub struct AddDoNotCall {
 }
 
 /// A do-not-call entry as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DoNotCallView {
     pub e164: E164,
     pub reason: Option<String>,

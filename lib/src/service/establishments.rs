@@ -15,7 +15,7 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// `POST /establishments` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEstablishment {
     pub name: Name,
@@ -24,7 +24,7 @@ pub struct CreateEstablishment {
 }
 
 /// `PATCH /establishments/{id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEstablishment {
     pub name: Option<Name>,
@@ -33,7 +33,7 @@ pub struct UpdateEstablishment {
 }
 
 /// `PATCH /establishments/{id}/telephony` body (partial).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTelephony {
     /// `null` removes the handoff number.
@@ -45,7 +45,7 @@ pub struct UpdateTelephony {
 }
 
 /// A list item of `GET /establishments` (Appendix A.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EstablishmentSummary {
     pub id: EstablishmentId,
     pub name: String,
@@ -54,7 +54,7 @@ pub struct EstablishmentSummary {
 }
 
 /// An inbound number routed to an agent (Appendix A.2, plus its id and enabled flag).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InboundNumber {
     pub id: PhoneNumberId,
     pub provider: NumberProvider,
@@ -64,7 +64,7 @@ pub struct InboundNumber {
 }
 
 /// `GET /establishments/{id}/telephony` (Appendix A.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TelephonyView {
     pub establishment_id: EstablishmentId,
     pub inbound_numbers: Vec<InboundNumber>,

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 pub const READY_CACHE: Duration = Duration::from_secs(5);
 
 /// `GET /healthz`, `GET /health`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Liveness {
     pub status: &'static str,
 }
 
 /// `GET /readyz`: 200 when `ready`, 503 otherwise.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     /// What is unreachable (`table`, `bucket`, `summary queue`); empty when ready.
@@ -28,7 +28,7 @@ pub struct Readiness {
 }
 
 /// `GET /info`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Info {
     /// The function (`AWS_LAMBDA_FUNCTION_NAME`), else `callplane`.
     pub name: String,

@@ -166,7 +166,7 @@ pub async fn host_health(
                     index,
                     runtime_id,
                     outcome: HealthOutcome::Rejected,
-                    error: Some(e.envelope()),
+                    error: serde_json::to_value(e.envelope()).ok(),
                 }),
             }
         })

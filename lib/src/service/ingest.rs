@@ -27,7 +27,7 @@ pub const MAX_BATCH: usize = 25;
 pub const RECORDINGS_PREFIX: &str = "recordings/";
 
 /// What became of one event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Stored and applied.
@@ -40,7 +40,7 @@ pub enum Outcome {
 }
 
 /// `202` body of `POST /ingest/call-events` (Appendix B.1, plus the outcome).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     /// Always `accepted` (the frozen contract).
     pub status: &'static str,
@@ -57,7 +57,7 @@ impl From<Outcome> for Accepted {
 }
 
 /// One event's result in a batch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResult {
     pub index: usize,
     /// `accepted` or `rejected`.
@@ -66,11 +66,11 @@ pub struct BatchResult {
     pub outcome: Option<Outcome>,
     /// The error envelope's `error` object of a rejected event.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
+    pub error: Option<crate::error::ErrorBody>,
 }
 
 /// `POST /ingest/call-events/batch` answer: one result per event, in order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchResults {
     pub results: Vec<BatchResult>,
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// `POST /establishments/{id}/users` body (Appendix A.1).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     pub email: Email,
@@ -25,14 +25,14 @@ pub struct InviteRequest {
 }
 
 /// `POST /establishments/{id}/users` response (Appendix A.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InviteResponse {
     pub invitation_id: InvitationId,
     pub status: &'static str,
 }
 
 /// `PATCH /users/{userId}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRoleRequest {
     pub establishment_id: EstablishmentId,
@@ -40,7 +40,7 @@ pub struct ChangeRoleRequest {
 }
 
 /// A member as `PATCH /users/{userId}` returns it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: UserId,
     pub establishment_id: EstablishmentId,
@@ -72,7 +72,7 @@ pub async fn list(
 
 /// One row of an establishment's people list as the API shows it: a member or a pending
 /// invitation.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PersonRow {
     /// A member.

@@ -26,7 +26,7 @@ use crate::time::Timestamp;
 use serde::Serialize;
 
 /// An establishment as the API shows it (Appendix A.2).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EstablishmentView {
     pub id: EstablishmentId,
     pub name: String,

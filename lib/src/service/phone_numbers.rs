@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 const RETRIES: usize = 5;
 
 /// `POST /establishments/{id}/phone-numbers` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePhoneNumber {
     pub provider: NumberProvider,
@@ -29,7 +29,7 @@ pub struct CreatePhoneNumber {
 }
 
 /// `PATCH /phone-numbers/{id}` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePhoneNumber {
     pub routing_agent_id: Option<AgentId>,
@@ -37,7 +37,7 @@ pub struct UpdatePhoneNumber {
 }
 
 /// A number as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhoneNumberView {
     pub id: PhoneNumberId,
     pub establishment_id: EstablishmentId,

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 const PORT_ATTEMPTS: usize = 5;
 
 /// `POST /establishments/{id}/runtime` body (Appendix A.4).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionRequest {
     pub image: ImageRef,
@@ -39,7 +39,7 @@ pub struct ProvisionRequest {
 }
 
 /// A runtime as the API shows it (secret env values masked).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuntimeView {
     pub id: RuntimeId,
     pub establishment_id: EstablishmentId,
@@ -83,7 +83,7 @@ impl From<&RuntimeRecord> for RuntimeView {
 
 /// `POST /establishments/{id}/runtime` response (201): the runtime, the `create` command, and
 /// the ingest token, shown this once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProvisionView {
     #[serde(flatten)]
     pub runtime: RuntimeView,
@@ -92,7 +92,7 @@ pub struct ProvisionView {
 }
 
 /// A lifecycle request's answer (202).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CommandAccepted {
     pub runtime_id: RuntimeId,
     pub command_id: CommandId,
@@ -102,7 +102,7 @@ pub struct CommandAccepted {
 }
 
 /// `GET /runtimes/{id}/status` (Appendix A.4, plus what the host saw).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusView {
     pub id: RuntimeId,
     pub status: RuntimeStatus,
@@ -123,7 +123,7 @@ pub struct StatusView {
 pub const RECENT_ERROR_SECS: i64 = 15 * 60;
 
 /// `GET /runtimes/{id}/commands/{commandId}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CommandView {
     pub id: CommandId,
     pub runtime_id: RuntimeId,

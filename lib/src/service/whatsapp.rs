@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::telephony::whatsapp;
 
 /// Meta's subscription check (`GET /webhooks/whatsapp`).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WhatsappVerify {
     #[serde(rename = "hub.mode")]
     pub mode: Option<String>,

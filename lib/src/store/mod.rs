@@ -46,7 +46,7 @@ use std::collections::HashMap;
 pub type Item = HashMap<String, AttributeValue>;
 
 /// A page of a list: the items and where the next page starts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// This page's items.
     pub items: Vec<T>,

@@ -279,7 +279,7 @@ pub struct RuntimeRecord {
 }
 
 /// Where a command is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CommandStatus {
     Pending,
@@ -503,7 +503,7 @@ pub struct SegmentRecord {
 }
 
 /// `RUNTIME#{rt}` / `ERR#{component}`: the latest error a runtime reported for a component.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RuntimeErrorRecord {
     pub component: Component,
     pub message: String,
@@ -524,7 +524,7 @@ pub struct RecordingRef {
 }
 
 /// A transfer of a call to the establishment's handoff number.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HandoffRecord {
     pub e164: E164,
     pub reason: String,

@@ -11,6 +11,7 @@ mod health;
 mod ingest;
 mod lambda_adapter;
 mod m0_acceptance;
+mod openapi;
 mod resources;
 mod runtimes;
 mod sessions;
