@@ -24,5 +24,8 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+fuzz: ## schemathesis over the API description against a fresh local stack (FUZZ_EXAMPLES per operation)
+	@scripts/fuzz.sh
+
 openapi: ## write the API description the code declares to docs/openapi.json (commit it)
 	cargo run -q -p callplane-tests --bin openapi

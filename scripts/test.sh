@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts its own emulator on a free port, builds the
 # runtime-sim image, lints the SAM template, runs every test in the workspace (the host agent's
-# against the local Docker engine), then runs the concurrency and idempotency tests again against
+# against the local Docker engine), schemathesis over the API description (scripts/fuzz.sh),
+# then runs the concurrency and idempotency tests again against
 # a second emulator in fault mode (scripts/test-faults.sh), and stops what it started.
 # Exit code = the result.
 set -euo pipefail
@@ -29,6 +30,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast || status=$?
 fi
+log "generated bad-input tests (make fuzz) against the same emulator"
+scripts/fuzz.sh || status=$?
 log "emulator: $(emulator_stats "$port")"
 kill "$MOTO_PID" 2>/dev/null || true
 

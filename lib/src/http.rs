@@ -32,8 +32,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// A JSON body that may be left out: an empty body is `T::default()` (for actions such as
-/// publish whose options are all optional); a non-empty one is checked as [`ApiJson`] checks it.
+/// A JSON body that may be left out: an empty body or `null` is `T::default()` (for actions
+/// such as publish whose options are all optional); anything else is checked as [`ApiJson`]
+/// checks it.
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);
 
@@ -42,7 +43,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Error> {
         let bytes = json_body(req).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let text = bytes.trim_ascii();
+        if text.is_empty() || text == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         object_only(&bytes)?;
@@ -129,6 +131,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
+/// An empty query value (`?cursor=`, what a client building its query from empty state
+/// sends) is the value left out.
+pub fn blank_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(value.filter(|v| !v.is_empty()))
+}
+
 /// `?limit=&cursor=` of every list.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +147,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The previous page's `cursor`.
+    #[serde(default, deserialize_with = "crate::http::blank_as_none")]
     pub cursor: Option<String>,
 }
 

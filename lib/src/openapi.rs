@@ -10,7 +10,7 @@ use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, OpenApiBuilder, Ref, RefOr};
-use utoipa::{IntoResponses, PartialSchema, ToSchema};
+use utoipa::{IntoResponses, ToSchema};
 
 /// Security scheme names, as operations name them in `security(...)`.
 pub mod scheme {
@@ -86,13 +86,33 @@ fn frame() -> OpenApi {
     );
     let mut schemas = Vec::new();
     <crate::error::ErrorEnvelope as ToSchema>::schemas(&mut schemas);
-    schemas.push((
-        <crate::error::ErrorEnvelope as ToSchema>::name().into_owned(),
-        crate::error::ErrorEnvelope::schema(),
-    ));
+    schemas.push(named::<crate::error::ErrorEnvelope>());
+    // Path parameters refer to these by name, and utoipa collects only the schemas of bodies.
+    {
+        use crate::ids::*;
+        schemas.extend([
+            named::<EstablishmentId>(),
+            named::<UserId>(),
+            named::<InvitationId>(),
+            named::<AgentId>(),
+            named::<AgentVersionId>(),
+            named::<PhoneNumberId>(),
+            named::<AuditId>(),
+            named::<RuntimeId>(),
+            named::<CommandId>(),
+            named::<CallId>(),
+            named::<crate::domain::HostId>(),
+            named::<crate::domain::E164>(),
+            named::<crate::time::Timestamp>(),
+        ]);
+    }
     components.schemas.extend(schemas);
     components.responses.extend(error_responses());
     doc
+}
+
+fn named<T: ToSchema>() -> (String, RefOr<utoipa::openapi::schema::Schema>) {
+    (T::name().into_owned(), T::schema())
 }
 
 /// One function's part: the frame with its operations, each tagged with the function's name
@@ -316,6 +336,10 @@ impl IntoResponses for WebhookErrors {
 }
 
 // --- Schemas of parsed values ------------------------------------------------------------------
+
+/// Text with something besides white space and no control characters (names, labels).
+pub const PRINTABLE_TEXT: &str =
+    r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$";
 
 /// A string schema with a pattern and a description, for values that `parse` builds.
 pub(crate) fn text(

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 pub mod twilio;
+pub mod world;
 
 /// The public base URL the test stacks' webhooks are signed for (`CALLPLANE_PUBLIC_URL`).
 pub const PUBLIC_URL: &str = "https://hooks.callplane.test";
@@ -554,6 +555,20 @@ impl Stack {
     /// agent process); returns its base URL. Served until the test's runtime ends.
     pub async fn serve_runtimes(&self) -> String {
         serve(runtimes::router(self.app.clone())).await
+    }
+
+    /// Serves every function over real HTTP on one port, each path going to its function as
+    /// the router table maps it (what API Gateway and `make dev` do); returns the base URL.
+    pub async fn serve_api(&self) -> String {
+        let routes = self.routes.clone();
+        let dispatch = tower::service_fn(move |req: Request<Body>| {
+            let router = routes
+                .iter()
+                .find(|(pattern, _)| path_matches(pattern, req.uri().path()))
+                .map_or_else(|| routes[0].1.clone(), |(_, router)| router.clone());
+            router.oneshot(req)
+        });
+        serve(axum::Router::new().fallback_service(dispatch)).await
     }
 
     /// Serves the `ingest` function over real HTTP (for `runtime-sim simulate-call`); returns

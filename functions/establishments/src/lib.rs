@@ -265,7 +265,7 @@ async fn add_do_not_call(
 /// Take a number off the do-not-call list (admin).
 #[utoipa::path(
     delete, path = "/establishments/{id}/do-not-call/{e164}",
-    params(("id" = EstablishmentId, Path, description = "The establishment"), ("e164" = String, Path, description = "The number, E.164 (`+` may be sent as `%2B`)")),
+    params(("id" = EstablishmentId, Path, description = "The establishment"), ("e164" = callplane::domain::E164, Path, description = "The number, E.164 (`+` may be sent as `%2B`)")),
     security(("user_token" = [])),
     responses((status = 204, description = "Removed"), WriteErrors)
 )]

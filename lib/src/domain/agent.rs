@@ -12,6 +12,7 @@ pub const MAX_PROMPT_CHARS: usize = 100_000;
 
 /// The system prompt: non-empty, at most [`MAX_PROMPT_CHARS`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(min_length = 1, max_length = 100_000)]
 #[serde(try_from = "String", into = "String")]
 pub struct Prompt(String);
 
@@ -46,6 +47,7 @@ impl From<Prompt> for String {
 /// A model or provider identifier (`openai`, `gpt-4.1-mini`): 1–100 characters of letters,
 /// digits and `.`, `-`, `_`, `:`, `/`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._:/-]{1,100}$")]
 #[serde(try_from = "String", into = "String")]
 pub struct ModelName(String);
 
@@ -82,6 +84,7 @@ impl From<ModelName> for String {
 
 /// Sampling temperature, 0–2.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(minimum = 0.0, maximum = 2.0)]
 #[serde(try_from = "f64", into = "f64")]
 pub struct Temperature(f64);
 
@@ -106,15 +109,22 @@ impl From<Temperature> for f64 {
 
 /// Most tokens the model may produce per reply, 1–32768.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(try_from = "i64", into = "i64")]
+#[schema(minimum = 1, maximum = 32_768)]
+#[serde(try_from = "f64", into = "i64")]
 pub struct MaxTokens(u32);
 
-impl TryFrom<i64> for MaxTokens {
+/// Read as a number so that an integral float (`1024.0`, what some JSON encoders write for an
+/// integer) is the integer it denotes, as JSON Schema's `integer` says.
+impl TryFrom<f64> for MaxTokens {
     type Error = String;
-    fn try_from(v: i64) -> Result<Self, String> {
-        match u32::try_from(v) {
-            Ok(n) if (1..=32_768).contains(&n) => Ok(Self(n)),
-            _ => Err(format!("max_tokens must be between 1 and 32768, got {v}")),
+    fn try_from(v: f64) -> Result<Self, String> {
+        if v.fract() == 0.0 && (1.0..=32_768.0).contains(&v) {
+            // Integral and in range, so the conversion is exact.
+            Ok(Self(v as u32))
+        } else {
+            Err(format!(
+                "max_tokens must be an integer between 1 and 32768, got {v}"
+            ))
         }
     }
 }

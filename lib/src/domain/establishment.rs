@@ -14,6 +14,7 @@ macro_rules! bounded_text {
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .min_length(Some(1))
                     .max_length(Some($max))
+                    .pattern(Some(crate::openapi::PRINTABLE_TEXT))
                     .description(Some(concat!($what, ": trimmed, no control characters")))
                     .into()
             }
@@ -69,9 +70,21 @@ bounded_text!(/// How a user's name is shown to other members.
     DisplayName, 100, "display name");
 
 /// An IANA time zone name (`America/Sao_Paulo`), checked against the tz database.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TimeZone(String);
+
+impl utoipa::PartialSchema for TimeZone {
+    /// Every name of the tz database this build knows, so clients can offer a list.
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An IANA time zone name (`America/Sao_Paulo`)"))
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .into()
+    }
+}
+impl utoipa::ToSchema for TimeZone {}
 
 impl TimeZone {
     /// Accepts only names the IANA database knows.
@@ -108,6 +121,10 @@ impl From<TimeZone> for String {
 /// A BCP 47 language tag of the common shapes (`pt`, `pt-BR`, `zh-Hant-TW`), normalised to
 /// lowercase language and uppercase region.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(
+    pattern = "^[A-Za-z]{2,3}([-_][A-Za-z]{4})?([-_]([A-Za-z]{2}|[0-9]{3}))?$",
+    example = "pt-BR"
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct Locale(String);
 

@@ -34,6 +34,7 @@ pub struct Envelope {
 #[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CallRef {
     pub provider: NumberProvider,
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub provider_call_sid: String,
     pub direction: Direction,
     pub from_e164: String,

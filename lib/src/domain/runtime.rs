@@ -251,9 +251,17 @@ impl From<PublicUrl> for String {
 
 /// A runtime host's id as registered (`host-a`, `i-0abc…`): 1–64 of `[A-Za-z0-9_.:-]`. It
 /// goes into keys, so the host API refuses any other shape before it reads anything.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct HostId(String);
+
+crate::openapi::text_schema!(
+    HostId,
+    "HostId",
+    Some("^[A-Za-z0-9_.:-]{1,64}$"),
+    None,
+    "A runtime host's id as registered (`host-a`, `i-0abc…`)"
+);
 
 impl HostId {
     /// Longest host id.
@@ -287,6 +295,11 @@ impl From<HostId> for String {
 
 /// A container image reference (`voice-agent-runtime:latest`, `registry/x/y@sha256:…`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(
+    min_length = 1,
+    max_length = 255,
+    example = "voice-agent-runtime:latest"
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct ImageRef(String);
 

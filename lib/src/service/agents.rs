@@ -36,6 +36,7 @@ pub struct CreateAgent {
 /// `PATCH /agents/{agentId}` body; `description: null` clears it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateAgent {
     pub name: Option<Name>,
     #[serde(default, deserialize_with = "nullable")]
@@ -87,6 +88,7 @@ pub struct CreateVersion {
 /// `PATCH /agents/{agentId}/versions/{versionId}` body (drafts only; partial).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateVersion {
     pub name: Option<Name>,
     pub prompt: Option<Prompt>,

@@ -40,6 +40,7 @@ pub const RECORDING_URL_TTL_SECS: u64 = 300;
 #[into_params(parameter_in = Query)]
 pub struct TranscriptParams {
     /// The previous answer's `cursor`: what arrived since.
+    #[serde(default, deserialize_with = "crate::http::blank_as_none")]
     pub cursor: Option<String>,
     /// What arrived after this segment.
     pub since_segment_id: Option<String>,

@@ -52,6 +52,8 @@ pub struct OutboundRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HandoffRequest {
+    /// Why a human takes over (shown to the operator), 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -582,6 +584,7 @@ pub struct ActiveParams {
     /// Page size, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[serde(default, deserialize_with = "crate::http::blank_as_none")]
     pub cursor: Option<String>,
 }
 
@@ -630,6 +633,7 @@ pub struct HistoryParams {
     /// Page size, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[serde(default, deserialize_with = "crate::http::blank_as_none")]
     pub cursor: Option<String>,
 }
 

@@ -26,6 +26,7 @@ pub struct CreateEstablishment {
 /// `PATCH /establishments/{id}` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateEstablishment {
     pub name: Option<Name>,
     pub timezone: Option<TimeZone>,
@@ -35,6 +36,7 @@ pub struct UpdateEstablishment {
 /// `PATCH /establishments/{id}/telephony` body (partial).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateTelephony {
     /// `null` removes the handoff number.
     #[serde(default, deserialize_with = "nullable")]

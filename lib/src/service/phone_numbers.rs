@@ -31,6 +31,7 @@ pub struct CreatePhoneNumber {
 /// `PATCH /phone-numbers/{id}` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdatePhoneNumber {
     pub routing_agent_id: Option<AgentId>,
     pub enabled: Option<bool>,

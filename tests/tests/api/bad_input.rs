@@ -447,3 +447,52 @@ async fn ids_too_long_for_a_key_are_refused_at_the_edge() {
         .await;
     assert!(reply.status.as_u16() < 500, "{}", reply.body);
 }
+
+#[tokio::test]
+async fn what_the_description_allows_is_accepted_a_null_options_body_an_integral_float_an_empty_cursor()
+ {
+    // GIVEN an agent with a draft (schemathesis found these three, all valid per docs/openapi.json)
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let agent = stack.agent(&admin, &est, "Concierge").await;
+    let mut body = callplane_tests::brain("Be brief.");
+    body["model"]["max_tokens"] = json!(1024.0);
+    // WHEN a version's max_tokens is written as an integral float
+    let created = stack
+        .post(&format!("/agents/{agent}/versions"), &admin, body)
+        .await;
+    // THEN it is the integer it denotes
+    let version = created.expect(201)["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["model"]["max_tokens"], json!(1024));
+    // AND a fraction is still refused, naming the field
+    let mut fraction = callplane_tests::brain("Be brief.");
+    fraction["model"]["max_tokens"] = json!(1024.5);
+    let refused = stack
+        .post(&format!("/agents/{agent}/versions"), &admin, fraction)
+        .await;
+    assert!(
+        refused
+            .expect_error(400, "validation_failed")
+            .contains("max_tokens")
+    );
+
+    // WHEN the publish options body is JSON `null`
+    let published = stack
+        .send(
+            Method::POST,
+            &format!("/agents/{agent}/versions/{version}/publish"),
+            Some(&admin),
+            Some(Value::Null),
+        )
+        .await;
+    // THEN it is the options left out
+    assert_eq!(published.expect(200)["active_version_id"], json!(version));
+
+    // WHEN a list is asked for with an empty cursor
+    let first = stack
+        .get(&format!("/agents/{agent}/versions?cursor="), &admin)
+        .await;
+    // THEN it is the first page
+    assert_eq!(first.expect(200)["items"].as_array().unwrap().len(), 1);
+}

@@ -5,6 +5,9 @@
 
 use callplane::domain::NumberProvider;
 use callplane_tests::twilio::{Failure, LostAnswer};
+use callplane_tests::world::{
+    HOST, health, incoming, parameter, routed, running_runtime, runtime_sim,
+};
 use callplane_tests::{Reply, Stack};
 use chrono::Datelike;
 use futures::{SinkExt, StreamExt};
@@ -15,129 +18,6 @@ const NUMBER: &str = "+14155552671";
 const CALLER: &str = "+14155552672";
 const HANDOFF: &str = "+14155552673";
 const OTHER_NUMBER: &str = "+14155552674";
-const HOST: &str = "host-a";
-
-/// An establishment with a published agent routed from `number`; returns (admin, est, agent).
-pub(crate) async fn routed(stack: &Stack, number: &str) -> (String, String, String) {
-    let admin = stack.admin().await;
-    let est = stack.establishment(&admin, "Helios").await;
-    let agent = stack.agent(&admin, &est, "Concierge").await;
-    stack.published(&admin, &agent, "You are helpful.").await;
-    stack.number(&admin, &est, number, &agent).await.expect(201);
-    (admin, est, agent)
-}
-
-/// Provisions and starts `est`'s runtime on `HOST` port `port` and reports it ready (as the
-/// host agent would); returns (runtime id, host token, ingest token).
-pub(crate) async fn running_runtime(
-    stack: &Stack,
-    admin: &str,
-    est: &str,
-    port: u16,
-) -> (String, String, String) {
-    let host = format!("{HOST}-{port}");
-    let token = stack.host(&host, (port, port)).await;
-    let provisioned = stack
-        .post(
-            &format!("/establishments/{est}/runtime"),
-            admin,
-            json!({ "image": "callplane/runtime-sim:dev" }),
-        )
-        .await;
-    let body = provisioned.expect(201);
-    let runtime = body["id"].as_str().unwrap().to_owned();
-    let ingest_token = body["ingest_token"].as_str().unwrap().to_owned();
-    host_result(
-        stack,
-        &host,
-        &token,
-        &runtime,
-        body["command_id"].as_str().unwrap(),
-    )
-    .await;
-    let started = stack
-        .post_empty(&format!("/runtimes/{runtime}/start"), admin)
-        .await;
-    let command = started.expect(202)["command_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    host_result(stack, &host, &token, &runtime, &command).await;
-    health(stack, &host, &token, &runtime, est, true, false).await;
-    (runtime, token, ingest_token)
-}
-
-async fn host_result(stack: &Stack, host: &str, token: &str, runtime: &str, command: &str) {
-    stack
-        .send(
-            Method::POST,
-            &format!("/hosts/{host}/commands/{command}/result"),
-            Some(token),
-            Some(json!({ "runtime_id": runtime, "outcome": "succeeded", "attempt": 1 })),
-        )
-        .await
-        .expect(204);
-}
-
-/// Reports the runtime's health as its host agent does.
-async fn health(
-    stack: &Stack,
-    host: &str,
-    token: &str,
-    runtime: &str,
-    est: &str,
-    ready: bool,
-    draining: bool,
-) {
-    let issues: Vec<&str> = if ready {
-        vec![]
-    } else {
-        vec!["llm: unreachable"]
-    };
-    stack
-        .send(
-            Method::POST,
-            &format!("/hosts/{host}/health"),
-            Some(token),
-            Some(json!({ "reports": [{
-                "runtime_id": runtime, "establishment_id": est, "container_state": "running",
-                "reachable": true, "ready": ready, "issues": issues,
-                "agent_info": { "active_calls": 0, "total_calls_handled": 0, "draining": draining },
-                "checked_at": callplane::time::Timestamp::now()
-            }]})),
-        )
-        .await
-        .expect(200);
-}
-
-/// Twilio's incoming-call webhook for `sid` from `from` to `to`.
-pub(crate) async fn incoming(stack: &Stack, sid: &str, from: &str, to: &str) -> String {
-    let reply = stack
-        .twilio_hook(
-            "/webhooks/twilio/incoming-call",
-            &[
-                ("CallSid", sid),
-                ("AccountSid", callplane_tests::twilio::ACCOUNT_SID),
-                ("From", from),
-                ("To", to),
-                ("CallStatus", "ringing"),
-                ("Direction", "inbound"),
-                ("ApiVersion", "2010-04-01"),
-            ],
-            None,
-        )
-        .await;
-    reply.expect(200);
-    reply.body["raw"].as_str().expect("TwiML").to_owned()
-}
-
-/// The value of `<Parameter name="{name}" value="…"/>` in a TwiML document.
-pub(crate) fn parameter(twiml: &str, name: &str) -> Option<String> {
-    let marker = format!("<Parameter name=\"{name}\" value=\"");
-    let start = twiml.find(&marker)? + marker.len();
-    let end = twiml[start..].find('"')? + start;
-    Some(twiml[start..end].to_owned())
-}
 
 /// The call recorded for a Twilio CallSid, as the API shows it.
 async fn call_of_sid(stack: &Stack, token: &str, sid: &str) -> Value {
@@ -171,18 +51,6 @@ async fn status_callback(
             None,
         )
         .await
-}
-
-/// Serves a runtime-sim on a free port; returns the port.
-pub(crate) async fn runtime_sim() -> (u16, runtime_sim::Shared) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let sim: runtime_sim::Shared = std::sync::Arc::new(std::sync::Mutex::new(
-        runtime_sim::Sim::new("sim-test", None),
-    ));
-    let router = runtime_sim::router(sim.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (port, sim)
 }
 
 #[tokio::test]

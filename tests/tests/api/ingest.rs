@@ -3,8 +3,8 @@
 //! protocol, timelines, tool logs, recordings, the active list and history, and
 //! `runtime-sim simulate-call` driving whole calls over real HTTP.
 
-use super::calls::{incoming, parameter, routed, running_runtime, runtime_sim};
 use callplane::time::Timestamp;
+use callplane_tests::world::{incoming, parameter, routed, running_runtime, runtime_sim};
 use callplane_tests::{Reply, Stack};
 use http::Method;
 use serde_json::{Value, json};

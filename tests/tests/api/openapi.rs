@@ -83,6 +83,15 @@ fn every_route_of_the_router_table_and_the_template_is_described_with_its_method
         .filter(|(path, _)| !url_routes.contains(path))
         .collect();
     assert_eq!(through_api_gateway, api_gateway);
+    // AND every reference resolves
+    let text = committed();
+    for reference in text.split("\"$ref\": \"#/").skip(1) {
+        let pointer = reference.split('"').next().unwrap();
+        assert!(
+            doc.pointer(&format!("/{pointer}")).is_some(),
+            "#/{pointer} is referred to but not defined"
+        );
+    }
     // AND every operation names its error answers and a summary
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

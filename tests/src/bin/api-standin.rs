@@ -1,0 +1,86 @@
+//! `make fuzz`'s API: a fresh test stack (resources in the emulator at `AWS_ENDPOINT_URL`,
+//! the Twilio stand-in, a bootstrapped admin) holding one establishment whose number routes
+//! to a published agent (plus a draft), a runtime started on an in-process runtime-sim and
+//! reported ready, and a call in progress with a transcript and a tool call; every function
+//! served on one port as the router table maps paths. Prints one JSON line (`url`, the
+//! admin's `token` and those ids), then serves until killed.
+
+use callplane::time::Timestamp;
+use callplane_tests::world::{incoming, parameter, routed, running_runtime, runtime_sim};
+use serde_json::json;
+
+const NUMBER: &str = "+14155550199";
+const CALLER: &str = "+14155550198";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let stack = callplane_tests::Stack::new().await;
+    let (token, establishment_id, agent_id) = routed(&stack, NUMBER).await;
+    let version_id = stack.draft(&token, &agent_id, "Draft prompt").await;
+    let (port, _sim) = runtime_sim().await;
+    let (runtime_id, _, ingest_token) =
+        running_runtime(&stack, &token, &establishment_id, port).await;
+    let twiml = incoming(&stack, "CAfuzz00000000000000000000000001", CALLER, NUMBER).await;
+    let call_id = parameter(&twiml, "call_id").ok_or_else(|| anyhow::anyhow!("no call_id"))?;
+    let published = parameter(&twiml, "agent_version_id").unwrap_or_default();
+    let at = |secs: i64| Timestamp::now().plus_secs(secs - 60).to_string();
+    let events = [
+        ("call_started", json!({ "started_at": at(0) })),
+        (
+            "transcript_segment",
+            json!({ "segment_id": "seg_00001", "speaker": "customer", "text": "I need an appointment.",
+                    "started_at": at(1), "ended_at": at(3), "confidence": 0.93 }),
+        ),
+        (
+            "tool_called",
+            json!({ "tool_name": "book_slot", "tool_call_id": "tc-1", "arguments": { "day": "monday" } }),
+        ),
+        (
+            "tool_result",
+            json!({ "tool_name": "book_slot", "tool_call_id": "tc-1", "result": { "ok": true }, "error": null }),
+        ),
+    ];
+    for (i, (kind, payload)) in events.into_iter().enumerate() {
+        let envelope = json!({
+            "runtime_id": runtime_id, "establishment_id": establishment_id,
+            "agent_id": agent_id, "agent_version_id": published,
+            "call": { "provider": "twilio", "provider_call_sid": "CAfuzz00000000000000000000000001",
+                      "direction": "inbound", "from_e164": CALLER, "to_e164": NUMBER },
+            "event": { "id": format!("evt_{i}"), "type": kind, "occurred_at": at(i as i64),
+                       "idempotency_key": format!("fuzz-{i}"), "payload": payload }
+        });
+        stack
+            .send(
+                http::Method::POST,
+                "/ingest/call-events",
+                Some(&ingest_token),
+                Some(envelope),
+            )
+            .await
+            .expect(202);
+    }
+    let phone_number_id = stack
+        .get(
+            &format!("/establishments/{establishment_id}/phone-numbers"),
+            &token,
+        )
+        .await
+        .expect(200)["items"][0]["id"]
+        .clone();
+    let url = stack.serve_api().await;
+    println!(
+        "{}",
+        json!({
+            "url": url,
+            "token": token,
+            "establishment_id": establishment_id,
+            "agent_id": agent_id,
+            "version_id": version_id,
+            "phone_number_id": phone_number_id,
+            "runtime_id": runtime_id,
+            "call_id": call_id,
+        })
+    );
+    std::future::pending::<()>().await;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Fixtures beyond the bare stack: an establishment whose number routes to a published
+//! agent, a runtime-sim served in-process, a runtime provisioned, started and reported ready
+//! the way a host agent would, and Twilio's incoming-call webhook (used by the call tests and
+//! by `api-standin`, so the fuzzer reaches real calls and runtimes).
+
+use crate::Stack;
+use http::Method;
+use serde_json::json;
+
+/// The host id (suffixed with the runtime's port) that [`running_runtime`] registers.
+pub const HOST: &str = "host-a";
+
+/// An establishment with a published agent routed from `number`; returns (admin, est, agent).
+pub async fn routed(stack: &Stack, number: &str) -> (String, String, String) {
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Helios").await;
+    let agent = stack.agent(&admin, &est, "Concierge").await;
+    stack.published(&admin, &agent, "You are helpful.").await;
+    stack.number(&admin, &est, number, &agent).await.expect(201);
+    (admin, est, agent)
+}
+
+/// Provisions and starts `est`'s runtime on `HOST` port `port` and reports it ready (as the
+/// host agent would); returns (runtime id, host token, ingest token).
+pub async fn running_runtime(
+    stack: &Stack,
+    admin: &str,
+    est: &str,
+    port: u16,
+) -> (String, String, String) {
+    let host = format!("{HOST}-{port}");
+    let token = stack.host(&host, (port, port)).await;
+    let provisioned = stack
+        .post(
+            &format!("/establishments/{est}/runtime"),
+            admin,
+            json!({ "image": "callplane/runtime-sim:dev" }),
+        )
+        .await;
+    let body = provisioned.expect(201);
+    let runtime = body["id"]
+        .as_str()
+        .expect("an answer of the documented shape")
+        .to_owned();
+    let ingest_token = body["ingest_token"]
+        .as_str()
+        .expect("an answer of the documented shape")
+        .to_owned();
+    host_result(
+        stack,
+        &host,
+        &token,
+        &runtime,
+        body["command_id"]
+            .as_str()
+            .expect("an answer of the documented shape"),
+    )
+    .await;
+    let started = stack
+        .post_empty(&format!("/runtimes/{runtime}/start"), admin)
+        .await;
+    let command = started.expect(202)["command_id"]
+        .as_str()
+        .expect("an answer of the documented shape")
+        .to_owned();
+    host_result(stack, &host, &token, &runtime, &command).await;
+    health(stack, &host, &token, &runtime, est, true, false).await;
+    (runtime, token, ingest_token)
+}
+
+pub async fn host_result(stack: &Stack, host: &str, token: &str, runtime: &str, command: &str) {
+    stack
+        .send(
+            Method::POST,
+            &format!("/hosts/{host}/commands/{command}/result"),
+            Some(token),
+            Some(json!({ "runtime_id": runtime, "outcome": "succeeded", "attempt": 1 })),
+        )
+        .await
+        .expect(204);
+}
+
+/// Reports the runtime's health as its host agent does.
+pub async fn health(
+    stack: &Stack,
+    host: &str,
+    token: &str,
+    runtime: &str,
+    est: &str,
+    ready: bool,
+    draining: bool,
+) {
+    let issues: Vec<&str> = if ready {
+        vec![]
+    } else {
+        vec!["llm: unreachable"]
+    };
+    stack
+        .send(
+            Method::POST,
+            &format!("/hosts/{host}/health"),
+            Some(token),
+            Some(json!({ "reports": [{
+                "runtime_id": runtime, "establishment_id": est, "container_state": "running",
+                "reachable": true, "ready": ready, "issues": issues,
+                "agent_info": { "active_calls": 0, "total_calls_handled": 0, "draining": draining },
+                "checked_at": callplane::time::Timestamp::now()
+            }]})),
+        )
+        .await
+        .expect(200);
+}
+
+/// Twilio's incoming-call webhook for `sid` from `from` to `to`.
+pub async fn incoming(stack: &Stack, sid: &str, from: &str, to: &str) -> String {
+    let reply = stack
+        .twilio_hook(
+            "/webhooks/twilio/incoming-call",
+            &[
+                ("CallSid", sid),
+                ("AccountSid", crate::twilio::ACCOUNT_SID),
+                ("From", from),
+                ("To", to),
+                ("CallStatus", "ringing"),
+                ("Direction", "inbound"),
+                ("ApiVersion", "2010-04-01"),
+            ],
+            None,
+        )
+        .await;
+    reply.expect(200);
+    reply.body["raw"].as_str().expect("TwiML").to_owned()
+}
+
+/// The value of `<Parameter name="{name}" value="…"/>` in a TwiML document.
+pub fn parameter(twiml: &str, name: &str) -> Option<String> {
+    let marker = format!("<Parameter name=\"{name}\" value=\"");
+    let start = twiml.find(&marker)? + marker.len();
+    let end = twiml[start..].find('"')? + start;
+    Some(twiml[start..end].to_owned())
+}
+
+/// Serves a runtime-sim on a free port; returns the port.
+pub async fn runtime_sim() -> (u16, runtime_sim::Shared) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("an answer of the documented shape");
+    let port = listener
+        .local_addr()
+        .expect("an answer of the documented shape")
+        .port();
+    let sim: runtime_sim::Shared = std::sync::Arc::new(std::sync::Mutex::new(
+        runtime_sim::Sim::new("sim-test", None),
+    ));
+    let router = runtime_sim::router(sim.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .await
+            .expect("an answer of the documented shape")
+    });
+    (port, sim)
+}
