@@ -4,7 +4,8 @@
 # round trips per operation against the emulator; then runtime command latency and the host
 # agent's idle memory against the local Docker engine; the incoming-call webhook's round trips
 # and in-process p50/p99 against the emulator; ingest round trips per event, transcript polls,
-# ingest events per second of one instance, and a simulate-call load run's p50/p99. Targets: <= 25 ms, <= 15 MB, login <= 1
+# ingest events per second of one instance, and a simulate-call load run's p50/p99; the schemathesis
+# run's duration. Targets: <= 25 ms, <= 15 MB, login <= 1
 # read before the password check, GET /me <= 2, resolver 1, incoming call <= 3, host agent RSS <= 20 MB,
 # ingest 1 read + 1 write per event, a transcript poll 1 Query.
 set -euo pipefail
@@ -34,6 +35,13 @@ while IFS=$'\t' read -r name median p90 min; do
   echo "| $name | $size | $median | $p90 | $min |"
 done <<< "$coldstart"
 echo
+log "what the API description costs: router build, first /openapi.json"
+TABLE_NAME=bench-table BUCKET_NAME=bench-bucket JWT_SECRET=bench-secret-bench-secret-bench-secret \
+  MAIL_TRANSPORT=ses AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
+  TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench CALLPLANE_PUBLIC_URL=https://hooks.bench \
+  SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
+  cargo run -q --release -p callplane-tests --bin bench-router
+echo
 
 mkdir -p .local
 port=$(free_port)
@@ -50,3 +58,9 @@ if docker info >/dev/null 2>&1; then
 else
   log "no Docker engine reachable: skipping the runtime command latency and host agent memory"
 fi
+
+log "schemathesis run (make fuzz, ${FUZZ_EXAMPLES:-25} examples per operation)"
+fuzz_started=$(date +%s)
+scripts/fuzz.sh > .local/fuzz-bench.log 2>&1 && fuzz_status=passed || fuzz_status=failed
+cases=$(grep -o '[0-9]* generated' .local/fuzz-bench.log | tail -1 || true)
+echo "| schemathesis run | $(( $(date +%s) - fuzz_started )) s, ${cases:-? generated} cases, $fuzz_status |"

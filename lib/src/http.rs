@@ -12,7 +12,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{header, request::Parts};
 use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -251,56 +250,63 @@ async fn log_request(req: Request, next: axum::middleware::Next) -> axum::respon
     response
 }
 
-/// `GET /healthz`: the process is up (no I/O).
-#[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The process is up", body = health::Liveness)))]
-async fn healthz() -> axum::Json<health::Liveness> {
-    axum::Json(health::liveness())
-}
+/// The endpoints every function answers: health (`service::health`) and its description.
+mod endpoints {
+    use super::{AppState, Described, State, header, health};
 
-/// `GET /health`: the same as `/healthz` (the product README's name).
-#[utoipa::path(get, path = "/health", tag = "health",
-    responses((status = 200, description = "The process is up", body = health::Liveness)))]
-async fn health_alias() -> axum::Json<health::Liveness> {
-    axum::Json(health::liveness())
-}
+    /// `GET /healthz`: the process is up (no I/O).
+    #[utoipa::path(get, path = "/healthz", tag = "health",
+        responses((status = 200, description = "The process is up", body = health::Liveness)))]
+    async fn healthz() -> axum::Json<health::Liveness> {
+        axum::Json(health::liveness())
+    }
 
-/// `GET /readyz`: whether the table, bucket and queues this function uses answer (cached
-/// for a few seconds).
-#[utoipa::path(get, path = "/readyz", tag = "health", responses(
-    (status = 200, description = "Every dependency answers", body = health::Readiness),
-    (status = 503, description = "A dependency does not answer; `issues` names it", body = health::Readiness)))]
-async fn readyz(State(app): State<AppState>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let answer = health::readiness(&app).await;
-    let status = if answer.ready {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, axum::Json(answer)).into_response()
-}
+    /// `GET /health`: the same as `/healthz` (the product README's name).
+    #[utoipa::path(get, path = "/health", tag = "health",
+        responses((status = 200, description = "The process is up", body = health::Liveness)))]
+    async fn health_alias() -> axum::Json<health::Liveness> {
+        axum::Json(health::liveness())
+    }
 
-/// `GET /info`: what build is running.
-#[utoipa::path(get, path = "/info", tag = "health",
-    responses((status = 200, description = "The function's name, version and git commit", body = health::Info)))]
-async fn info() -> axum::Json<health::Info> {
-    axum::Json(health::info())
-}
+    /// `GET /readyz`: whether the table, bucket and queues this function uses answer (cached
+    /// for a few seconds).
+    #[utoipa::path(get, path = "/readyz", tag = "health", responses(
+        (status = 200, description = "Every dependency answers", body = health::Readiness),
+        (status = 503, description = "A dependency does not answer; `issues` names it", body = health::Readiness)))]
+    async fn readyz(State(app): State<AppState>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let answer = health::readiness(&app).await;
+        let status = if answer.ready {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        };
+        (status, axum::Json(answer)).into_response()
+    }
 
-/// `GET /openapi.json`: this API's description (OpenAPI 3.1).
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses(
-    (status = 200, description = "The OpenAPI 3.1 document: the whole API through API Gateway, \
-     the function's own part through its function URL", content_type = "application/json")))]
-async fn openapi_json(
-    axum::Extension(document): axum::Extension<Described>,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.rendered(),
-    )
-        .into_response()
+    /// `GET /info`: what build is running.
+    #[utoipa::path(get, path = "/info", tag = "health",
+        responses((status = 200, description = "The function's name, version and git commit", body = health::Info)))]
+    async fn info() -> axum::Json<health::Info> {
+        axum::Json(health::info())
+    }
+
+    /// `GET /openapi.json`: this API's description (OpenAPI 3.1).
+    #[utoipa::path(get, path = "/openapi.json", tag = "health", responses(
+        (status = 200, description = "The OpenAPI 3.1 document: the whole API through API Gateway, \
+         the function's own part through its function URL", content_type = "application/json")))]
+    async fn openapi_json(
+        axum::Extension(document): axum::Extension<Described>,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            document.rendered(),
+        )
+            .into_response()
+    }
+
+    crate::described_routes!(healthz, health_alias, readyz, info, openapi_json);
 }
 
 /// Which description a function serves at `GET /openapi.json`.
@@ -321,8 +327,8 @@ struct Described {
 }
 
 enum DescribedSource {
-    /// The function's name and the operations its routes declared.
-    Part(String, Box<utoipa::openapi::OpenApi>),
+    /// The function's name and its described routes.
+    Part(&'static str, fn() -> OpenApiRouter<AppState>),
     Whole(&'static str),
 }
 
@@ -337,55 +343,88 @@ impl Described {
         self.text
             .get_or_init(|| match &*self.source {
                 DescribedSource::Whole(text) => axum::body::Bytes::from_static(text.as_bytes()),
-                DescribedSource::Part(function, operations) => {
-                    crate::openapi::render(&crate::openapi::part(function, (**operations).clone()))
-                        .into()
+                DescribedSource::Part(function, api) => {
+                    crate::openapi::render(&describe(function, api())).into()
                 }
             })
             .clone()
     }
 }
 
-/// The health endpoints every function answers (`service::health`) and `/openapi.json`.
-pub fn health_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(health_alias))
-        .routes(routes!(readyz))
-        .routes(routes!(info))
-        .routes(routes!(openapi_json))
+/// Routes a handler at the path and methods of its `#[utoipa::path]` annotation, reading
+/// nothing else of it: building the operation and its schemas is left to [`describe`], so a
+/// cold start does not pay for the description (see [`described_routes!`]).
+pub fn route_of<P, H, T>(router: Router<AppState>, handler: H) -> Router<AppState>
+where
+    P: utoipa::Path,
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    use utoipa_axum::PathItemExt;
+    let methods = P::methods()
+        .iter()
+        .fold(axum::routing::MethodRouter::new(), |methods, method| {
+            methods.on(method.to_method_filter(), handler.clone())
+        });
+    router.route(&P::path(), methods)
+}
+
+/// Declares a module's routes once, from its handlers' `#[utoipa::path]` annotations, as two
+/// functions: `routes()`, the axum routes (paths and methods only: what a cold start pays),
+/// and `api()`, the same routes with their descriptions (utoipa-axum), built only when the
+/// document is asked for. Both come from the one list, so a route cannot be served
+/// undescribed.
+#[macro_export]
+macro_rules! described_routes {
+    ($($handler:ident),+ $(,)?) => {
+        /// The routes, from the handlers' annotations.
+        pub fn routes() -> ::axum::Router<$crate::AppState> {
+            let router = ::axum::Router::new();
+            $(
+                let router = ::utoipa_axum::paste! {
+                    $crate::http::route_of::<[<__path_ $handler>], _, _>(router, $handler)
+                };
+            )+
+            router
+        }
+
+        /// The same routes, described.
+        pub fn api() -> ::utoipa_axum::router::OpenApiRouter<$crate::AppState> {
+            ::utoipa_axum::router::OpenApiRouter::new()
+                $(.routes(::utoipa_axum::routes!($handler)))+
+        }
+    };
 }
 
 /// One function's part of the description: its operations (tagged with its name) and the
-/// health endpoints.
+/// endpoints every function answers.
 pub fn describe(function: &str, api: OpenApiRouter<AppState>) -> utoipa::openapi::OpenApi {
-    crate::openapi::part(function, api.merge(health_routes()).into_openapi())
+    crate::openapi::part(function, api.merge(endpoints::api()).into_openapi())
 }
 
-/// Turns a function's described routes into its router: adds the health endpoints and
-/// `/openapi.json` (serving `document`), the request log, the envelope fallbacks (unknown
-/// route `404`, wrong method `405`) and the state; with `API_BASE_PATH`, the routes answer
-/// under that prefix too.
+/// Turns a function's routes into its router: adds the health endpoints and `/openapi.json`
+/// (serving `document`; a function's own part is built from `api` on the first request), the
+/// request log, the envelope fallbacks (unknown route `404`, wrong method `405`) and the
+/// state; with `API_BASE_PATH`, the routes answer under that prefix too.
 pub fn finish(
-    function: &str,
-    api: OpenApiRouter<AppState>,
+    function: &'static str,
+    routes: Router<AppState>,
+    api: fn() -> OpenApiRouter<AppState>,
     document: Document,
     state: AppState,
 ) -> Router {
     let base_path = state.config.api_base_path.clone();
-    let (routes, operations) = api
-        .route_layer(axum::middleware::from_fn(log_request))
-        .merge(health_routes())
-        .split_for_parts();
     let source = match document {
         Document::Whole(text) => DescribedSource::Whole(text),
-        Document::OwnPart => DescribedSource::Part(function.to_owned(), Box::new(operations)),
+        Document::OwnPart => DescribedSource::Part(function, api),
     };
     let described = Described {
         text: Default::default(),
         source: std::sync::Arc::new(source),
     };
     let routes = routes
+        .route_layer(axum::middleware::from_fn(log_request))
+        .merge(endpoints::routes())
         .layer(axum::Extension(described))
         .fallback(|uri: axum::http::Uri| async move {
             tracing::info!(route = "-", path = uri.path(), status = 404u16, "request");

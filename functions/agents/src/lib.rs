@@ -15,26 +15,31 @@ use callplane::service::agents::{
 use callplane::service::phone_numbers::{self as numbers, PhoneNumberView};
 use callplane::store::Page;
 use callplane::{AppState, Result};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (PRD §7.3, §8 phone_numbers).
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(show, update, archive))
-        .routes(routes!(list_versions, create_version))
-        .routes(routes!(show_version, update_version))
-        .routes(routes!(publish))
-        .routes(routes!(rollback))
-        .routes(routes!(deployments))
-        .routes(routes!(list_numbers, create_number))
-        .routes(routes!(show_number, update_number, delete_number))
-}
+// The function's routes and their descriptions (PRD §7.3, §8 phone_numbers).
+callplane::described_routes!(
+    list,
+    create,
+    show,
+    update,
+    archive,
+    list_versions,
+    create_version,
+    show_version,
+    update_version,
+    publish,
+    rollback,
+    deployments,
+    list_numbers,
+    create_number,
+    show_number,
+    update_number,
+    delete_number,
+);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
-    finish("agents", api(), Document::OwnPart, state)
+    finish("agents", routes(), api, Document::OwnPart, state)
 }
 
 /// List the establishment's agents (viewer and up).

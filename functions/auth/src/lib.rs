@@ -9,25 +9,23 @@ use callplane::http::{ApiJson, Document, finish};
 use callplane::openapi::{PublicErrors, ReadErrors, WriteErrors};
 use callplane::service::auth as svc;
 use callplane::{AppState, Result};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (PRD §7.1).
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(login))
-        .routes(routes!(logout))
-        .routes(routes!(forgot_password))
-        .routes(routes!(reset_password))
-        .routes(routes!(accept_invitation))
-        .routes(routes!(me))
-}
+// The function's routes and their descriptions (PRD §7.1).
+callplane::described_routes!(
+    login,
+    logout,
+    forgot_password,
+    reset_password,
+    accept_invitation,
+    me,
+);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
     finish(
         "auth",
-        api(),
+        routes(),
+        api,
         Document::Whole(include_str!("../../../docs/openapi.json")),
         state,
     )

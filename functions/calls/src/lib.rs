@@ -19,26 +19,15 @@ use callplane::service::calls::{
 };
 use callplane::store::Page;
 use callplane::{AppState, Result};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (PRD §7.5, Appendix A.5).
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(outbound))
-        .routes(routes!(active))
-        .routes(routes!(history))
-        .routes(routes!(show))
-        .routes(routes!(handoff))
-        .routes(routes!(transcript))
-        .routes(routes!(events))
-        .routes(routes!(tool_log))
-        .routes(routes!(recording))
-}
+// The function's routes and their descriptions (PRD §7.5, Appendix A.5).
+callplane::described_routes!(
+    outbound, active, history, show, handoff, transcript, events, tool_log, recording,
+);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
-    finish("calls", api(), Document::OwnPart, state)
+    finish("calls", routes(), api, Document::OwnPart, state)
 }
 
 /// Place an outbound call through the establishment's runtime (operator and up).
@@ -200,3 +189,4 @@ async fn recording(
 ) -> Result<Json<RecordingAccess>> {
     artifacts::recording(&app, &caller, &id).await.map(Json)
 }
+

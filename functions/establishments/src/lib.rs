@@ -16,26 +16,28 @@ use callplane::service::members::PersonRow;
 use callplane::service::{EstablishmentView, members};
 use callplane::store::Page;
 use callplane::{AppState, Result};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (PRD §7.1 users, §7.2).
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(show, update))
-        .routes(routes!(telephony, update_telephony))
-        .routes(routes!(people, invite))
-        .routes(routes!(remove_member))
-        .routes(routes!(change_role))
-        .routes(routes!(audit_log))
-        .routes(routes!(do_not_call, add_do_not_call))
-        .routes(routes!(remove_do_not_call))
-}
+// The function's routes and their descriptions (PRD §7.1 users, §7.2).
+callplane::described_routes!(
+    list,
+    create,
+    show,
+    update,
+    telephony,
+    update_telephony,
+    people,
+    invite,
+    remove_member,
+    change_role,
+    audit_log,
+    do_not_call,
+    add_do_not_call,
+    remove_do_not_call,
+);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
-    finish("establishments", api(), Document::OwnPart, state)
+    finish("establishments", routes(), api, Document::OwnPart, state)
 }
 
 /// The establishments the caller is a member of, with the caller's role.

@@ -11,19 +11,13 @@ use callplane::openapi::WriteErrors;
 use callplane::service::ingest::{self, Accepted, BatchResults};
 use callplane::{AppState, Result};
 use serde::Deserialize;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (PRD Appendix B: the runtimes' side).
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(one))
-        .routes(routes!(batch))
-}
+// The function's routes and their descriptions (PRD Appendix B: the runtimes' side).
+callplane::described_routes!(one, batch,);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
-    finish("ingest", api(), Document::OwnPart, state)
+    finish("ingest", routes(), api, Document::OwnPart, state)
 }
 
 /// Runtime: one call event (Appendix B). Retries with the same idempotency key change nothing.

@@ -17,30 +17,28 @@ use callplane::service::runtimes::{
     self as rt, CommandAccepted, CommandView, ProvisionView, RuntimeView, StatusView,
 };
 use callplane::{AppState, Result};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (PRD §7.4, and the host-agent side of DESIGN "Runtime contract").
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(show, provision))
-        .routes(routes!(deprovision))
-        .routes(routes!(start))
-        .routes(routes!(stop))
-        .routes(routes!(restart))
-        .routes(routes!(drain))
-        .routes(routes!(resume))
-        .routes(routes!(status))
-        .routes(routes!(command))
-        .routes(routes!(host_specs))
-        .routes(routes!(host_spec))
-        .routes(routes!(host_result))
-        .routes(routes!(host_health))
-}
+// The function's routes and their descriptions (PRD §7.4, and the host-agent side of DESIGN "Runtime contract").
+callplane::described_routes!(
+    show,
+    provision,
+    deprovision,
+    start,
+    stop,
+    restart,
+    drain,
+    resume,
+    status,
+    command,
+    host_specs,
+    host_spec,
+    host_result,
+    host_health,
+);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
-    finish("runtimes", api(), Document::OwnPart, state)
+    finish("runtimes", routes(), api, Document::OwnPart, state)
 }
 
 /// The establishment's runtime (viewer and up).

@@ -13,22 +13,20 @@ use callplane::service::webhooks;
 use callplane::service::whatsapp::{self, WhatsappVerify};
 use callplane::telephony::twilio::{TwilioWebhook, Twiml};
 use callplane::{AppState, Result};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
-/// The function's described routes (reference/twilio.md; served through the function URL Twilio and Meta call).
-pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(incoming_call))
-        .routes(routes!(call_status))
-        .routes(routes!(amd_callback))
-        .routes(routes!(recording_status))
-        .routes(routes!(whatsapp_verify, whatsapp_event))
-}
+// The function's routes and their descriptions (reference/twilio.md; served through the function URL Twilio and Meta call).
+callplane::described_routes!(
+    incoming_call,
+    call_status,
+    amd_callback,
+    recording_status,
+    whatsapp_verify,
+    whatsapp_event,
+);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
-    finish("twilio-webhooks", api(), Document::OwnPart, state)
+    finish("twilio-webhooks", routes(), api, Document::OwnPart, state)
 }
 
 /// Twilio: a call to one of our numbers.

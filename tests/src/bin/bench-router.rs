@@ -1,0 +1,65 @@
+//! `make bench`: what the API description costs a function. Per function, the median time to
+//! build its router (what a cold start pays: routes from the annotations' paths and methods
+//! only), then the one-off cost of rendering its own part on the first `GET /openapi.json`,
+//! and of generating the whole document. Runs with the cold-start bench's environment (no
+//! AWS call is made).
+
+use std::time::{Duration, Instant};
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let app = callplane::App::from_env().await?;
+    println!(
+        "| function | router build, median of 200 (µs) | first /openapi.json of its own part (ms) |"
+    );
+    println!("|---|---|---|");
+    let routers: [(&str, fn(callplane::AppState) -> axum::Router); 7] = [
+        ("auth", auth::router),
+        ("establishments", establishments::router),
+        ("agents", agents::router),
+        ("runtimes", runtimes::router),
+        ("calls", calls::router),
+        ("twilio-webhooks", twilio_webhooks::router),
+        ("ingest", ingest::router),
+    ];
+    for (name, router_of) in routers {
+        let samples: Vec<Duration> = (0..200)
+            .map(|_| {
+                let started = Instant::now();
+                let router = router_of(app.clone());
+                let took = started.elapsed();
+                drop(router);
+                took
+            })
+            .collect();
+        let started = Instant::now();
+        let reply = callplane_tests::call(
+            router_of(app.clone()),
+            http::Request::get("/openapi.json").body(axum::body::Body::empty())?,
+        )
+        .await;
+        anyhow::ensure!(
+            reply.status == 200,
+            "{name}: /openapi.json answered {}",
+            reply.status
+        );
+        println!(
+            "| {name} | {} | {:.1} |",
+            median(samples).as_micros(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let started = Instant::now();
+    let whole = callplane_tests::openapi_document();
+    println!(
+        "| the whole document (make openapi) | — | {:.1} ({} KB) |",
+        started.elapsed().as_secs_f64() * 1e3,
+        whole.len() / 1024
+    );
+    Ok(())
+}
