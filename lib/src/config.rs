@@ -3,6 +3,13 @@
 
 use std::fmt;
 
+/// The post-call analyzer (`ANALYZER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnalyzerKind {
+    /// `crate::analysis::Builtin`.
+    Builtin,
+}
+
 /// How outgoing mail (invitations, password resets) leaves the system.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MailTransport {
@@ -58,6 +65,10 @@ pub struct Config {
     /// API Gateway stage other than `$default` puts its name first in every path Lambda sees,
     /// as a custom domain's API mapping may. Requests are answered with and without it.
     pub api_base_path: Option<String>,
+    /// Which analyzer the post-call worker uses (`ANALYZER`): `builtin` (default; offline,
+    /// no key). The LLM analyzers of issue 12 (`openai`, `bedrock`) are not built yet and are
+    /// refused at start-up rather than silently replaced.
+    pub analyzer: AnalyzerKind,
 }
 
 impl Config {
@@ -208,6 +219,17 @@ impl Config {
                 });
             }
         };
+        let analyzer = match or("ANALYZER", "builtin").as_str() {
+            "builtin" => AnalyzerKind::Builtin,
+            other => {
+                return Err(ConfigError {
+                    var: "ANALYZER",
+                    problem: format!(
+                        "must be `builtin` (the only analyzer built so far), not `{other}`"
+                    ),
+                });
+            }
+        };
         let app_url = or("CALLPLANE_APP_URL", "http://localhost:5173");
         if !(app_url.starts_with("http://") || app_url.starts_with("https://")) {
             return Err(ConfigError {
@@ -265,6 +287,7 @@ impl Config {
             }
         };
         Ok(Self {
+            analyzer,
             api_base_path,
             runtime_images,
             telephony,

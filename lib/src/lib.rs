@@ -27,6 +27,7 @@
 //! To find a behaviour: the route's function is in `service::{area}`; what it stores is in
 //! `store::{aggregate}`.
 
+pub mod analysis;
 pub mod app;
 pub mod auth;
 pub mod aws;

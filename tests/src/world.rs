@@ -160,3 +160,33 @@ pub async fn runtime_sim() -> (u16, runtime_sim::Shared) {
     });
     (port, sim)
 }
+
+/// The jobs waiting on the summary queue, received as Lambda's SQS event source receives
+/// them (and hidden for the queue's visibility timeout), in the event shape Lambda hands an
+/// SQS-triggered function (`{"Records":[{"messageId","receiptHandle","body",…}]}`).
+pub async fn summary_batch(stack: &Stack) -> serde_json::Value {
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = &stack.provisioned.queue_urls["summary-jobs"];
+    let received = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive from the summary queue");
+    let records: Vec<serde_json::Value> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                "body": m.body(), "md5OfBody": m.md5_of_body(),
+                "attributes": { "ApproximateReceiveCount": "1" }, "messageAttributes": {},
+                "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:summary-jobs"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}

@@ -8,9 +8,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use callplane::auth::Principal;
+use callplane::domain::analysis::Analysis;
 use callplane::http::{ApiJson, Document, ListParams, Path, Query, finish};
 use callplane::ids::CallId;
 use callplane::openapi::{ReadErrors, WriteErrors};
+use callplane::service::analysis;
 use callplane::service::artifacts::{
     self, EventView, RecordingAccess, ToolLog, TranscriptParams, TranscriptView,
 };
@@ -22,7 +24,7 @@ use callplane::{AppState, Result};
 
 // The function's routes and their descriptions (PRD §7.5, Appendix A.5).
 callplane::described_routes!(
-    outbound, active, history, show, handoff, transcript, events, tool_log, recording,
+    outbound, active, history, show, handoff, transcript, events, tool_log, recording, reanalyse,
 );
 
 /// The function's router.
@@ -190,3 +192,19 @@ async fn recording(
     artifacts::recording(&app, &caller, &id).await.map(Json)
 }
 
+/// Analyse an ended call again (operator and up).
+#[utoipa::path(
+    post, path = "/calls/{call_id}/analysis",
+    params(("call_id" = CallId, Path, description = "The call")),
+    security(("user_token" = [])),
+    responses((status = 202, description = "A new run is queued, with the analysis section of the version that took the call; poll the call for its outcome", body = Analysis), WriteErrors)
+)]
+async fn reanalyse(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<CallId>,
+) -> Result<(StatusCode, Json<Analysis>)> {
+    analysis::rerun(&app, &caller, &id)
+        .await
+        .map(|a| (StatusCode::ACCEPTED, Json(a)))
+}

@@ -242,18 +242,24 @@ pub struct Brain {
     pub tools: BTreeMap<Tool, ToolSetting>,
     #[serde(default)]
     pub policies: BrainPolicies,
+    /// How this version's calls are analysed after they end (`domain::analysis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::analysis::AnalysisSection>,
 }
 
 impl Brain {
     /// Checks rules that span fields (serde has checked each value).
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    pub fn check(&self) -> Result<(), (String, String)> {
         if self.policies.forbidden_topics.len() > BrainPolicies::MAX_TOPICS {
             return Err((
-                "policies.forbidden_topics",
+                "policies.forbidden_topics".into(),
                 format!("at most {} topics", BrainPolicies::MAX_TOPICS),
             ));
         }
-        Ok(())
+        match &self.analysis {
+            Some(section) => section.check(),
+            None => Ok(()),
+        }
     }
 }
 

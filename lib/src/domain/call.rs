@@ -109,6 +109,11 @@ pub enum AnsweredBy {
 }
 
 impl AnsweredBy {
+    /// A machine (or fax) answered, not a person.
+    pub fn is_machine(self) -> bool {
+        !matches!(self, AnsweredBy::Human | AnsweredBy::Unknown)
+    }
+
     /// Parses Twilio's `AnsweredBy` value.
     pub fn parse(raw: &str) -> Option<Self> {
         Some(match raw {

@@ -2,6 +2,7 @@
 //! that exists is valid; nothing past the HTTP edge handles raw strings.
 
 mod agent;
+pub mod analysis;
 mod call;
 mod email;
 mod establishment;

@@ -5,6 +5,7 @@ pub use super::access::Actor;
 use super::access::{member_of, require_member};
 use crate::app::App;
 use crate::auth::Principal;
+use crate::domain::analysis::AnalysisSection;
 use crate::domain::{
     AgentStatus, Brain, BrainPolicies, ModelParams, Name, Prompt, Role, Tool, ToolSetting,
     VersionStatus, nullable,
@@ -83,6 +84,9 @@ pub struct CreateVersion {
     pub tools: BTreeMap<Tool, ToolSetting>,
     #[serde(default)]
     pub policies: BrainPolicies,
+    /// How this version's calls are analysed after they end.
+    #[serde(default)]
+    pub analysis: Option<AnalysisSection>,
 }
 
 /// `PATCH /agents/{agentId}/versions/{versionId}` body (drafts only; partial).
@@ -95,6 +99,9 @@ pub struct UpdateVersion {
     pub model: Option<ModelParams>,
     pub tools: Option<BTreeMap<Tool, ToolSetting>>,
     pub policies: Option<BrainPolicies>,
+    /// `null` removes the section.
+    #[serde(default, deserialize_with = "crate::domain::nullable")]
+    pub analysis: Option<Option<AnalysisSection>>,
 }
 
 /// A version (Appendix A.3, with the brain).
@@ -345,6 +352,7 @@ pub async fn create_version(
         model: req.model,
         tools: req.tools,
         policies: req.policies,
+        analysis: req.analysis,
     };
     check_brain(&brain)?;
     let (user, mut agent) = agent_access(app, principal, id, Role::Admin).await?;
@@ -413,6 +421,9 @@ pub async fn update_version(
     }
     if let Some(policies) = req.policies {
         v.brain.policies = policies;
+    }
+    if let Some(analysis) = req.analysis {
+        v.brain.analysis = analysis;
     }
     check_brain(&v.brain)?;
     v.updated_at = Timestamp::now();

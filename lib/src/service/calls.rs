@@ -96,10 +96,13 @@ pub struct CallView {
     pub hangup_by: Option<Party>,
     pub lead_id: Option<String>,
     pub metadata: Option<serde_json::Value>,
-    /// Computed after the call (PRD §10); `null` until then.
-    pub sentiment: Option<serde_json::Value>,
-    /// Computed after the call; `null` until then.
-    pub summary: Option<serde_json::Value>,
+    /// The customer's sentiment over the call and per window (PRD A.5, §10), from the last
+    /// successful analysis; `null` until then.
+    pub sentiment: Option<crate::domain::analysis::Sentiment>,
+    /// The last successful analysis's summary; `null` until then.
+    pub summary: Option<String>,
+    /// Where the post-call analysis is (`null` while the call is live), with its extracted data.
+    pub analysis: Option<crate::domain::analysis::Analysis>,
     /// Since when Twilio has not confirmed creating this outbound call (its answer was lost);
     /// absent once confirmed. See `POST /calls/outbound` in docs/api.md.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -160,8 +163,9 @@ impl CallView {
             hangup_by: c.hangup_by,
             lead_id: c.lead_id,
             metadata: c.metadata,
-            sentiment: None,
-            summary: None,
+            sentiment: c.sentiment,
+            summary: c.summary,
+            analysis: c.analysis,
             unconfirmed_since: c.unconfirmed_since,
         }
     }

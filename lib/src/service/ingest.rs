@@ -75,16 +75,6 @@ pub struct BatchResults {
     pub results: Vec<BatchResult>,
 }
 
-/// The post-call job put on the summary queue when a call ends.
-#[derive(Debug, Serialize)]
-pub struct PostCallJob<'a> {
-    pub job: &'static str,
-    pub call_id: &'a CallId,
-    pub establishment_id: &'a crate::ids::EstablishmentId,
-    pub final_status: CallStatus,
-    pub ended_at: Timestamp,
-}
-
 /// `POST /ingest/call-events`: one event.
 #[tracing::instrument(skip_all, fields(runtime_id = %envelope.runtime_id, call_sid = %envelope.call.provider_call_sid, event = %envelope.event.kind))]
 pub async fn one(app: &App, token: &str, envelope: Envelope) -> Result<Accepted> {
@@ -462,20 +452,14 @@ pub fn bucket_key(bucket: &str, est: &crate::ids::EstablishmentId, url: &str) ->
 /// After a `call_ended` is stored (or seen again): the post-call job. Queued at least once;
 /// the worker keys its work by call id.
 async fn after(app: &App, call_id: &CallId, event: &RuntimeEvent) -> Result<()> {
-    let EventKind::CallEnded {
-        ended_at,
-        final_status,
-        ..
-    } = &event.kind
-    else {
+    if !matches!(event.kind, EventKind::CallEnded { .. }) {
         return Ok(());
-    };
-    let job = PostCallJob {
-        job: "post_call",
-        call_id,
-        establishment_id: &event.establishment_id,
-        final_status: *final_status,
-        ended_at: *ended_at,
+    }
+    let job = crate::service::analysis::Job {
+        job: "post_call".to_owned(),
+        call_id: call_id.clone(),
+        establishment_id: event.establishment_id.clone(),
+        run_id: crate::service::analysis::END_RUN.to_owned(),
     };
     app.summary_jobs()?
         .send(&job)

@@ -4,6 +4,7 @@
 
 mod access;
 mod agents;
+mod analysis;
 mod artifacts;
 mod audit;
 mod calls;

@@ -367,6 +367,15 @@ pub struct CallRecord {
     /// provider's call list); see `service::calls` on reconciling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unconfirmed_since: Option<Timestamp>,
+    /// The post-call analysis (`service::analysis`): absent until the call ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::domain::analysis::Analysis>,
+    /// The last successful analysis's summary (kept while a re-run is pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The last successful analysis's sentiment (kept while a re-run is pending).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<crate::domain::analysis::Sentiment>,
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -429,6 +438,9 @@ impl CallRecord {
             final_status: c.status.is_final().then_some(c.status),
             recording_file: None,
             unconfirmed_since: None,
+            analysis: None,
+            summary: None,
+            sentiment: None,
             updated_at: c.at,
             gsi1pk: None,
             gsi1sk: None,

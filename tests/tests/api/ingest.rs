@@ -9,22 +9,22 @@ use callplane_tests::{Reply, Stack};
 use http::Method;
 use serde_json::{Value, json};
 
-const NUMBER: &str = "+14155552671";
-const CALLER: &str = "+14155552672";
+pub(crate) const NUMBER: &str = "+14155552671";
+pub(crate) const CALLER: &str = "+14155552672";
 
 /// A runtime as the ingest endpoint sees it.
 #[derive(Clone, Debug)]
-struct Rt {
-    admin: String,
-    est: String,
-    agent: String,
-    version: String,
-    runtime: String,
-    token: String,
+pub(crate) struct Rt {
+    pub(crate) admin: String,
+    pub(crate) est: String,
+    pub(crate) agent: String,
+    pub(crate) version: String,
+    pub(crate) runtime: String,
+    pub(crate) token: String,
 }
 
 /// An establishment with a routed, published agent and a running runtime.
-async fn world(stack: &Stack, number: &str) -> Rt {
+pub(crate) async fn world(stack: &Stack, number: &str) -> Rt {
     let (admin, est, agent) = routed(stack, number).await;
     let version = stack
         .get(&format!("/agents/{agent}"), &admin)
@@ -46,11 +46,11 @@ async fn world(stack: &Stack, number: &str) -> Rt {
 }
 
 /// `secs` seconds after a fixed point an hour ago, RFC 3339.
-fn at(secs: i64) -> String {
+pub(crate) fn at(secs: i64) -> String {
     Timestamp::now().plus_secs(secs - 3600).to_string()
 }
 
-fn envelope(rt: &Rt, sid: &str, kind: &str, key: &str, payload: Value) -> Value {
+pub(crate) fn envelope(rt: &Rt, sid: &str, kind: &str, key: &str, payload: Value) -> Value {
     json!({
         "runtime_id": rt.runtime,
         "establishment_id": rt.est,
@@ -63,12 +63,12 @@ fn envelope(rt: &Rt, sid: &str, kind: &str, key: &str, payload: Value) -> Value 
     })
 }
 
-fn segment(i: i64, text: &str) -> Value {
+pub(crate) fn segment(i: i64, text: &str) -> Value {
     json!({ "segment_id": format!("seg_{i:05}"), "speaker": if i % 2 == 0 { "customer" } else { "agent" },
             "text": text, "started_at": at(i), "ended_at": at(i + 1), "confidence": 0.9 })
 }
 
-async fn post(stack: &Stack, token: &str, body: Value) -> Reply {
+pub(crate) async fn post(stack: &Stack, token: &str, body: Value) -> Reply {
     stack
         .send(Method::POST, "/ingest/call-events", Some(token), Some(body))
         .await
@@ -86,7 +86,7 @@ async fn batch(stack: &Stack, token: &str, events: Vec<Value>) -> Reply {
 }
 
 /// The id of the call a CallSid belongs to.
-async fn call_id(stack: &Stack, sid: &str) -> String {
+pub(crate) async fn call_id(stack: &Stack, sid: &str) -> String {
     stack
         .app
         .store

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod agents;
+mod analysis;
 mod bad_input;
 mod calls;
 mod concurrency;

@@ -1,0 +1,319 @@
+//! Post-call analysis (PRD §9.2, §10, D.4 job 1): the job the end of a call queues, the
+//! worker step that claims a run, reads what the analyzer needs and stores the outcome, and
+//! the re-run an operator asks for. A run is idempotent: the call's `analysis.run_id` names
+//! the request a job serves, every write is conditioned on the state the worker read, and a
+//! finished run (succeeded, failed, skipped) makes every later job for it a no-op, so a
+//! redelivered or duplicated job never calls the analyzer twice or writes anything new.
+
+use crate::analysis::{Analyzer, Input};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::domain::analysis::{Analysis, AnalysisSection, AnalysisStatus};
+use crate::domain::event::Party;
+use crate::domain::{AnsweredBy, Role};
+use crate::error::{Error, Result};
+use crate::ids::{CallId, EstablishmentId};
+use crate::store::records::{CallRecord, EventRecord, SegmentRecord};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Runs of one request before it is recorded as failed.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// How long a worker holds a run it claimed: longer than the worker's timeout, shorter than
+/// the queue's visibility timeout, so a redelivery after a crash finds the lease expired.
+pub const LEASE_SECS: i64 = 120;
+/// Calls shorter than this are skipped (`too_short`).
+pub const MIN_ANALYSED_SECONDS: u32 = 5;
+/// The run an ended call's own job serves (a re-run gets a fresh id).
+pub const END_RUN: &str = "end";
+/// Most segments and tool events read for one analysis (a two-hour call has ~2,000).
+const MAX_ITEMS: usize = 10_000;
+
+/// The message on the summary queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Job {
+    /// Always `post_call`.
+    pub job: String,
+    pub call_id: CallId,
+    pub establishment_id: EstablishmentId,
+    /// The request it serves: [`END_RUN`] or a re-run's id.
+    #[serde(default = "end_run")]
+    pub run_id: String,
+}
+
+fn end_run() -> String {
+    END_RUN.to_owned()
+}
+
+impl Job {
+    /// The job of `run_id` on `call`.
+    pub fn new(call: &CallRecord, run_id: &str) -> Self {
+        Self {
+            job: "post_call".to_owned(),
+            call_id: call.id.clone(),
+            establishment_id: call.establishment_id.clone(),
+            run_id: run_id.to_owned(),
+        }
+    }
+}
+
+/// What became of one job.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing more to do for it (done now or before, or it is stale).
+    Done,
+    /// Deliver it again later (the analyzer failed and attempts remain, or another worker
+    /// holds the run); the reason is logged.
+    Later(String),
+}
+
+/// Runs the analysis `job` asks for, at most once per run.
+#[tracing::instrument(skip_all, fields(call_id = %job.call_id, run_id = %job.run_id))]
+pub async fn run(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
+    if job.job != "post_call" {
+        return Err(Error::invalid("job", format!("unknown job `{}`", job.job)));
+    }
+    let call = app
+        .store
+        .call(&job.call_id)
+        .await?
+        .filter(|c| c.establishment_id == job.establishment_id)
+        .ok_or(Error::NotFound("call"))?;
+    let now = Timestamp::now();
+    let (expected, attempts) = match &call.analysis {
+        None if job.run_id == END_RUN => (None, 0),
+        None => return Ok(stale("the call has no such run")),
+        Some(a) if a.run_id != job.run_id => return Ok(stale("a newer run replaced it")),
+        Some(a) => match a.status {
+            AnalysisStatus::Succeeded | AnalysisStatus::Failed | AnalysisStatus::Skipped => {
+                return Ok(stale("already finished"));
+            }
+            AnalysisStatus::Running if a.lease_until.is_some_and(|l| l > now) => {
+                return Ok(Outcome::Later("another worker holds this run".into()));
+            }
+            AnalysisStatus::Pending | AnalysisStatus::Running => (Some(a), a.attempts),
+        },
+    };
+    let mut claim = fresh(&job.run_id, AnalysisStatus::Running, analyzer.name());
+    claim.attempts = attempts + 1;
+    claim.lease_until = Some(now.plus_secs(LEASE_SECS));
+    if !app
+        .store
+        .put_analysis(&call.id, expected, &claim, None)
+        .await?
+    {
+        return Ok(Outcome::Later(
+            "another worker changed the run first".into(),
+        ));
+    }
+    let finished = analyse(app, analyzer, &call, &claim).await;
+    let (next, results, outcome) = match finished {
+        Ok(Step::Skipped(reason)) => {
+            let mut next = done(&claim, AnalysisStatus::Skipped);
+            next.reason = Some(reason.to_owned());
+            (next, None, Outcome::Done)
+        }
+        Ok(Step::Analysed(out)) => {
+            let mut next = done(&claim, AnalysisStatus::Succeeded);
+            next.model = Some(out.model.clone());
+            next.success = out.success;
+            next.data = out.data.clone();
+            (next, Some(out), Outcome::Done)
+        }
+        Err(why) if claim.attempts < MAX_ATTEMPTS => {
+            let mut next = claim.clone();
+            next.status = AnalysisStatus::Pending;
+            next.lease_until = None;
+            next.reason = Some(why.clone());
+            (next, None, Outcome::Later(why))
+        }
+        Err(why) => {
+            let mut next = done(&claim, AnalysisStatus::Failed);
+            next.reason = Some(format!("gave up after {} attempts: {why}", claim.attempts));
+            (next, None, Outcome::Done)
+        }
+    };
+    let stored = app
+        .store
+        .put_analysis(
+            &call.id,
+            Some(&claim),
+            &next,
+            results
+                .as_ref()
+                .and_then(|o| o.summary.as_deref().map(|s| (s, o.sentiment.as_ref()))),
+        )
+        .await?;
+    if !stored {
+        // Our lease ran out and another worker took the run over: its outcome stands.
+        return Ok(stale("the lease ran out before the outcome was stored"));
+    }
+    tracing::info!(status = ?next.status, attempts = next.attempts, "analysis stored");
+    Ok(outcome)
+}
+
+fn stale(why: &str) -> Outcome {
+    tracing::info!(why, "nothing to do for this job");
+    Outcome::Done
+}
+
+/// An analysis of run `run_id` in `status`, with nothing found yet.
+fn fresh(run_id: &str, status: AnalysisStatus, analyzer: &str) -> Analysis {
+    Analysis {
+        status,
+        reason: None,
+        analyzer: Some(analyzer.to_owned()),
+        model: None,
+        success: None,
+        data: serde_json::Map::new(),
+        completed_at: None,
+        attempts: 0,
+        run_id: run_id.to_owned(),
+        lease_until: None,
+    }
+}
+
+fn done(claim: &Analysis, status: AnalysisStatus) -> Analysis {
+    Analysis {
+        status,
+        completed_at: Some(Timestamp::now()),
+        lease_until: None,
+        reason: None,
+        ..claim.clone()
+    }
+}
+
+enum Step {
+    Skipped(&'static str),
+    Analysed(crate::analysis::Output),
+}
+
+/// Reads what the analysis needs and runs it; `Err` carries why it failed (to retry).
+async fn analyse(
+    app: &App,
+    analyzer: &Analyzer,
+    call: &CallRecord,
+    claim: &Analysis,
+) -> std::result::Result<Step, String> {
+    let read = |e: Error| format!("reading the call: {e}");
+    let section = pinned_section(app, call).await.map_err(read)?;
+    let segments = segments(app, &call.id).await.map_err(read)?;
+    if call.answered_by.is_some_and(AnsweredBy::is_machine) {
+        return Ok(Step::Skipped("answered_by_machine"));
+    }
+    if !segments.iter().any(|s| s.speaker == Party::Customer) {
+        return Ok(Step::Skipped("no_customer_turns"));
+    }
+    if call
+        .duration_seconds
+        .is_some_and(|d| d < MIN_ANALYSED_SECONDS)
+    {
+        return Ok(Step::Skipped("too_short"));
+    }
+    let tools = tool_events(app, &call.id).await.map_err(read)?;
+    tracing::info!(
+        segments = segments.len(),
+        tools = tools.len(),
+        attempt = claim.attempts,
+        analyzer = analyzer.name(),
+        "analysing"
+    );
+    let input = Input {
+        call,
+        segments: &segments,
+        tools: &tools,
+        section: &section,
+    };
+    analyzer
+        .analyze(&input)
+        .await
+        .map(Step::Analysed)
+        .map_err(|e| e.to_string())
+}
+
+/// The `analysis` section of the version that took the call (never the agent's current
+/// draft); empty when the call had no version or the version has none.
+async fn pinned_section(app: &App, call: &CallRecord) -> Result<AnalysisSection> {
+    let Some(version) = &call.agent_version_id else {
+        return Ok(AnalysisSection::default());
+    };
+    Ok(app
+        .store
+        .version(&call.agent_id, version)
+        .await?
+        .and_then(|v| v.brain.analysis)
+        .unwrap_or_default())
+}
+
+/// The call's transcript in spoken order (every page).
+async fn segments(app: &App, id: &CallId) -> Result<Vec<SegmentRecord>> {
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let (page, next) = app.store.transcript_page(id, 500, start).await?;
+        all.extend(page);
+        match next {
+            Some(next) if all.len() < MAX_ITEMS => start = Some(next),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// The call's tool events in the order they happened (every page).
+async fn tool_events(app: &App, id: &CallId) -> Result<Vec<EventRecord>> {
+    let mut all = Vec::new();
+    let mut start = None;
+    loop {
+        let (page, next) = app.store.tool_events(id, None, 500, start).await?;
+        all.extend(page);
+        match next {
+            Some(next) if all.len() < MAX_ITEMS => start = Some(next),
+            _ => return Ok(all),
+        }
+    }
+}
+
+/// `POST /calls/{id}/analysis` (operators and admins): analyses an ended call again, with the
+/// `analysis` section of the version that took it. The previous summary and sentiment stay
+/// until the new run succeeds. 409 while the call is live or a run is in progress.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, call_id = %id))]
+pub async fn rerun(app: &App, principal: &Principal, id: &CallId) -> Result<Analysis> {
+    let (_, call) = crate::service::calls::member_call(app, principal, id, Role::Operator).await?;
+    if call.final_status.is_none() {
+        return Err(Error::Conflict(
+            "the call has not ended; it is analysed when it does".into(),
+        ));
+    }
+    // A queued run is replaced (its job becomes stale); a running one is let finish.
+    if let Some(a) = &call.analysis
+        && a.status == AnalysisStatus::Running
+        && a.lease_until.is_some_and(|l| l > Timestamp::now())
+    {
+        return Err(Error::Conflict(
+            "an analysis of this call is running; retry when it is done".into(),
+        ));
+    }
+    let next = fresh(
+        &crate::ids::next_ulid().to_string(),
+        AnalysisStatus::Pending,
+        "",
+    );
+    let next = Analysis {
+        analyzer: None,
+        ..next
+    };
+    if !app
+        .store
+        .put_analysis(&call.id, call.analysis.as_ref(), &next, None)
+        .await?
+    {
+        return Err(Error::Conflict(
+            "the analysis changed meanwhile; retry".into(),
+        ));
+    }
+    app.summary_jobs()?
+        .send(&Job::new(&call, &next.run_id))
+        .await
+        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
+    Ok(next)
+}
