@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 /// A function's `router(state)`.
 type RouterOf = fn(callplane::AppState) -> axum::Router;
+/// A function's described routes (`api()`).
+type ApiOf = fn() -> utoipa_axum::router::OpenApiRouter<callplane::AppState>;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -21,22 +23,39 @@ async fn main() -> anyhow::Result<()> {
         "| function | router build, median of 200 (µs) | first /openapi.json of its own part (ms) |"
     );
     println!("|---|---|---|");
-    let routers: [(&str, RouterOf); 7] = [
-        ("auth", auth::router),
-        ("establishments", establishments::router),
-        ("agents", agents::router),
-        ("runtimes", runtimes::router),
-        ("calls", calls::router),
-        ("twilio-webhooks", twilio_webhooks::router),
-        ("ingest", ingest::router),
+    let routers: [(&str, RouterOf, ApiOf); 7] = [
+        ("auth", auth::router, auth::api),
+        (
+            "establishments",
+            establishments::router,
+            establishments::api,
+        ),
+        ("agents", agents::router, agents::api),
+        ("runtimes", runtimes::router, runtimes::api),
+        ("calls", calls::router, calls::api),
+        (
+            "twilio-webhooks",
+            twilio_webhooks::router,
+            twilio_webhooks::api,
+        ),
+        ("ingest", ingest::router, ingest::api),
     ];
-    for (name, router_of) in routers {
+    for (name, router_of, api_of) in routers {
         let samples: Vec<Duration> = (0..200)
             .map(|_| {
                 let started = Instant::now();
                 let router = router_of(app.clone());
                 let took = started.elapsed();
                 drop(router);
+                took
+            })
+            .collect();
+        let eager: Vec<Duration> = (0..50)
+            .map(|_| {
+                let started = Instant::now();
+                let api = api_of().split_for_parts();
+                let took = started.elapsed();
+                drop(api);
                 took
             })
             .collect();
@@ -52,8 +71,9 @@ async fn main() -> anyhow::Result<()> {
             reply.status
         );
         println!(
-            "| {name} | {} | {:.1} |",
+            "| {name} | {} | {} | {:.1} |",
             median(samples).as_micros(),
+            median(eager).as_micros(),
             started.elapsed().as_secs_f64() * 1e3
         );
     }
