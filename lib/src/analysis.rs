@@ -2,8 +2,11 @@
 //! spoken order, its tool calls, the pinned version's `analysis` section) and what it answers
 //! (summary, sentiment with windows, success, extracted fields). `builtin` works offline with
 //! no key: an extractive summary and VADER sentiment (vader-parity, which reproduces the
-//! Python reference's scores). The worker that claims, runs and stores an analysis is
-//! `service::analysis`.
+//! Python reference's scores); `openai` asks any OpenAI-compatible endpoint (`openai.rs`).
+//! The worker that claims, runs and stores an analysis is `service::analysis`.
+
+mod openai;
+pub use openai::OpenAi;
 
 use crate::domain::analysis::{AnalysisSection, Sentiment, SentimentLabel, SentimentWindow};
 use crate::domain::event::Party;
@@ -49,13 +52,18 @@ pub enum AnalyzerError {
 pub enum Analyzer {
     /// Offline: extractive summary and VADER sentiment; no success judgement, no fields.
     Builtin(Builtin),
+    /// An OpenAI-compatible chat completions endpoint.
+    OpenAi(OpenAi),
 }
 
 impl Analyzer {
     /// The analyzer `kind` configures.
-    pub fn new(kind: crate::config::AnalyzerKind) -> Self {
+    pub fn new(kind: &crate::config::AnalyzerKind) -> Self {
         match kind {
             crate::config::AnalyzerKind::Builtin => Analyzer::Builtin(Builtin::default()),
+            crate::config::AnalyzerKind::OpenAi(config) => {
+                Analyzer::OpenAi(OpenAi::new(config.clone()))
+            }
         }
     }
 
@@ -63,6 +71,7 @@ impl Analyzer {
     pub fn name(&self) -> &'static str {
         match self {
             Analyzer::Builtin(_) => "builtin",
+            Analyzer::OpenAi(_) => "openai",
         }
     }
 
@@ -70,6 +79,7 @@ impl Analyzer {
     pub async fn analyze(&self, input: &Input<'_>) -> Result<Output, AnalyzerError> {
         match self {
             Analyzer::Builtin(b) => Ok(b.analyze(input)),
+            Analyzer::OpenAi(o) => o.analyze(input).await,
         }
     }
 }

@@ -4,10 +4,26 @@
 use std::fmt;
 
 /// The post-call analyzer (`ANALYZER`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AnalyzerKind {
     /// `crate::analysis::Builtin`.
     Builtin,
+    /// Any OpenAI-compatible `/chat/completions` endpoint (`ANALYZER=openai`).
+    OpenAi(OpenAiConfig),
+}
+
+/// An OpenAI-compatible analyzer's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenAiConfig {
+    /// The API's base, up to and including `/v1` (`OPENAI_BASE_URL`, default
+    /// `https://api.openai.com/v1`).
+    pub base_url: String,
+    /// `OPENAI_API_KEY` (required; in AWS a Secrets Manager reference).
+    pub api_key: Secret,
+    /// `OPENAI_MODEL`, default `gpt-4.1-mini`.
+    pub model: String,
+    /// One request's limit (`ANALYZER_TIMEOUT_MS`, default 30000).
+    pub timeout: std::time::Duration,
 }
 
 /// How outgoing mail (invitations, password resets) leaves the system.
@@ -66,8 +82,8 @@ pub struct Config {
     /// as a custom domain's API mapping may. Requests are answered with and without it.
     pub api_base_path: Option<String>,
     /// Which analyzer the post-call worker uses (`ANALYZER`): `builtin` (default; offline,
-    /// no key). The LLM analyzers of issue 12 (`openai`, `bedrock`) are not built yet and are
-    /// refused at start-up rather than silently replaced.
+    /// no key) or `openai`. `bedrock` is not built yet and is refused at start-up rather than
+    /// silently replaced.
     pub analyzer: AnalyzerKind,
 }
 
@@ -221,11 +237,34 @@ impl Config {
         };
         let analyzer = match or("ANALYZER", "builtin").as_str() {
             "builtin" => AnalyzerKind::Builtin,
+            "openai" => {
+                let base_url = or("OPENAI_BASE_URL", "https://api.openai.com/v1");
+                if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+                    return Err(ConfigError {
+                        var: "OPENAI_BASE_URL",
+                        problem: "must be an http(s) URL".into(),
+                    });
+                }
+                let timeout_ms = or("ANALYZER_TIMEOUT_MS", "30000")
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|ms| (100..=600_000).contains(ms))
+                    .ok_or(ConfigError {
+                        var: "ANALYZER_TIMEOUT_MS",
+                        problem: "must be milliseconds from 100 to 600000".into(),
+                    })?;
+                AnalyzerKind::OpenAi(OpenAiConfig {
+                    base_url: base_url.trim_end_matches('/').to_owned(),
+                    api_key: Secret::new(required("OPENAI_API_KEY")?),
+                    model: or("OPENAI_MODEL", "gpt-4.1-mini"),
+                    timeout: std::time::Duration::from_millis(timeout_ms),
+                })
+            }
             other => {
                 return Err(ConfigError {
                     var: "ANALYZER",
                     problem: format!(
-                        "must be `builtin` (the only analyzer built so far), not `{other}`"
+                        "must be `builtin` or `openai` (`bedrock` is not built yet), not `{other}`"
                     ),
                 });
             }
@@ -433,6 +472,40 @@ mod tests {
                 .to_string()
                 .starts_with("configuration: TWILIO_ACCOUNT_SID is not set")
         );
+    }
+
+    #[test]
+    fn the_analyzer_is_builtin_by_default_and_openai_needs_its_key() {
+        // GIVEN the base environment with no analyzer, with openai but no key, with openai and
+        // a key, and with an analyzer not built
+        let secret = "s".repeat(32);
+        let with = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("JWT_SECRET", secret.as_str()),
+                ("TABLE_NAME", "t"),
+                ("BUCKET_NAME", "b"),
+            ];
+            vars.extend_from_slice(extra);
+            Config::from_lookup(lookup(&vars))
+        };
+        // THEN each is read as documented, naming the variable that is wrong
+        assert_eq!(with(&[]).unwrap().analyzer, AnalyzerKind::Builtin);
+        let keyless = with(&[("ANALYZER", "openai")]).unwrap_err().to_string();
+        assert!(keyless.contains("OPENAI_API_KEY"), "{keyless}");
+        let AnalyzerKind::OpenAi(openai) = with(&[
+            ("ANALYZER", "openai"),
+            ("OPENAI_API_KEY", "sk-1"),
+            ("OPENAI_BASE_URL", "https://llm.example/v1/"),
+        ])
+        .unwrap()
+        .analyzer
+        else {
+            panic!("not the openai analyzer");
+        };
+        assert_eq!(openai.base_url, "https://llm.example/v1");
+        assert_eq!(openai.model, "gpt-4.1-mini");
+        let bedrock = with(&[("ANALYZER", "bedrock")]).unwrap_err().to_string();
+        assert!(bedrock.contains("ANALYZER"), "{bedrock}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 async fn main() -> anyhow::Result<()> {
     callplane::telemetry::init();
     let app = callplane::App::from_env().await?;
-    let analyzer = Arc::new(callplane::analysis::Analyzer::new(app.config.analyzer));
+    let analyzer = Arc::new(callplane::analysis::Analyzer::new(&app.config.analyzer));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<post_call::SqsEvent>| {
             let (app, analyzer) = (app.clone(), analyzer.clone());

@@ -86,7 +86,7 @@ async fn pinned_world(stack: &Stack) -> Rt {
 }
 
 fn builtin() -> Analyzer {
-    Analyzer::new(AnalyzerKind::Builtin)
+    Analyzer::new(&AnalyzerKind::Builtin)
 }
 
 #[tokio::test]
@@ -348,4 +348,210 @@ async fn bad_analysis_sections_are_refused_at_version_creation() {
         .get(&format!("/agents/{agent}/versions"), &admin)
         .await;
     assert_eq!(versions.expect(200)["items"], json!([]));
+}
+
+/// A request the stand-in got: its `Authorization` header and JSON body.
+type Sent = (Option<String>, Value);
+
+/// An OpenAI-compatible endpoint: answers `POST /v1/chat/completions` with the next canned
+/// `(status, body)` and keeps every request (headers and JSON body) it was sent.
+#[derive(Clone, Default)]
+struct ChatStandIn {
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u16, String)>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Sent>>>,
+}
+
+impl ChatStandIn {
+    async fn start(answers: Vec<(u16, String)>) -> (Self, String) {
+        let this = Self::default();
+        this.answers.lock().unwrap().extend(answers);
+        let state = this.clone();
+        let app = axum::Router::new().route(
+            "/v1/chat/completions",
+            axum::routing::post(
+                move |headers: http::HeaderMap, axum::Json(body): axum::Json<Value>| {
+                    let state = state.clone();
+                    async move {
+                        let auth = headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        state.requests.lock().unwrap().push((auth, body));
+                        let (status, body) = state.answers.lock().unwrap().pop_front().unwrap_or((
+                            500,
+                            r#"{"error":{"message":"no answer left"}}"#.to_owned(),
+                        ));
+                        (
+                            http::StatusCode::from_u16(status).unwrap(),
+                            [("content-type", "application/json")],
+                            body,
+                        )
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (this, base)
+    }
+}
+
+/// A chat completion whose message content is `content` (a JSON string, as OpenAI sends it).
+fn completion(content: &Value) -> String {
+    json!({ "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-test",
+            "choices": [{ "index": 0, "finish_reason": "stop",
+                          "message": { "role": "assistant", "content": content.to_string(), "refusal": null } }] })
+    .to_string()
+}
+
+fn openai(base_url: &str) -> Analyzer {
+    Analyzer::new(&AnalyzerKind::OpenAi(callplane::config::OpenAiConfig {
+        base_url: base_url.to_owned(),
+        api_key: callplane::config::Secret::new("sk-test"),
+        model: "gpt-test".to_owned(),
+        timeout: std::time::Duration::from_secs(5),
+    }))
+}
+
+#[tokio::test]
+async fn the_openai_analyzer_sends_transcript_and_schema_retries_a_5xx_and_stores_what_the_model_found()
+ {
+    // GIVEN an ended call of a version with an analysis section, and an endpoint that fails
+    // once with a 500, then answers
+    let stack = Stack::new().await;
+    let rt = pinned_world(&stack).await;
+    let call = ended_call(
+        &stack,
+        &rt,
+        "CA_llm",
+        &[
+            (
+                0,
+                "customer",
+                "Hi, I would like to book an appointment for Monday.",
+            ),
+            (5, "agent", "Sure, Monday at ten works."),
+        ],
+        30,
+    )
+    .await;
+    let answer = json!({ "summary": "The caller booked Monday at ten.",
+                         "sentiment": { "label": "positive", "score": 0.8 },
+                         "success": true, "data": { "intent": "booking" } });
+    let (llm, base) = ChatStandIn::start(vec![
+        (500, r#"{"error":{"message":"overloaded"}}"#.to_owned()),
+        (200, completion(&answer)),
+    ])
+    .await;
+    let analyzer = openai(&base);
+    let batch = summary_batch(&stack).await;
+
+    // WHEN the job is delivered
+    let first = post_call::handle(
+        &stack.app,
+        &analyzer,
+        serde_json::from_value(batch.clone()).unwrap(),
+    )
+    .await;
+    // THEN the 500 sends it back for a later delivery, pending with the reason, and nothing
+    // is written in place of a summary
+    assert_eq!(first.batch_item_failures.len(), 1);
+    let pending = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    assert_eq!(pending.expect(200)["analysis"]["status"], "pending");
+    assert!(
+        pending.body["analysis"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("500")
+    );
+    assert!(pending.body["summary"].is_null());
+
+    // WHEN SQS delivers it again
+    let second = post_call::handle(
+        &stack.app,
+        &analyzer,
+        serde_json::from_value(batch).unwrap(),
+    )
+    .await;
+    // THEN the call shows what the model found, with VADER's windows
+    assert!(second.batch_item_failures.is_empty());
+    let shown = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    let shown = shown.expect(200).clone();
+    assert_eq!(shown["summary"], "The caller booked Monday at ten.");
+    assert_eq!(shown["sentiment"]["label"], "positive");
+    assert_eq!(shown["sentiment"]["score"], json!(0.8));
+    assert_eq!(shown["sentiment"]["windows"][0]["score"], json!(0.3612));
+    let analysis = &shown["analysis"];
+    assert_eq!(analysis["status"], "succeeded");
+    assert_eq!(analysis["analyzer"], "openai");
+    assert_eq!(analysis["model"], "gpt-test");
+    assert_eq!(analysis["attempts"], 2);
+    assert_eq!(analysis["success"], true);
+    assert_eq!(analysis["data"], json!({ "intent": "booking" }));
+
+    // AND what was sent is the OpenAI wire format: the key, the model, the transcript, a
+    // strict schema with the version's field and its choices
+    let requests = llm.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    let (auth, body) = &requests[1];
+    assert_eq!(auth.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(body["model"], "gpt-test");
+    let system = body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("An appointment was booked.") && system.contains("Two sentences."));
+    let user = body["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("[00:00] Customer: Hi, I would like to book an appointment for Monday."));
+    assert!(user.contains("[00:05] Agent: Sure, Monday at ten works."));
+    let format = &body["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["strict"], true);
+    let data = &format["json_schema"]["schema"]["properties"]["data"];
+    assert_eq!(data["required"], json!(["intent"]));
+    assert_eq!(data["additionalProperties"], false);
+    assert_eq!(
+        data["properties"]["intent"]["enum"],
+        json!(["booking", "billing", "other", null])
+    );
+}
+
+#[tokio::test]
+async fn an_analyzer_that_keeps_answering_nonsense_fails_the_run_with_the_reason_after_three_attempts()
+ {
+    // GIVEN an ended call and an endpoint whose content is never the analysis asked for
+    let stack = Stack::new().await;
+    let rt = pinned_world(&stack).await;
+    let call = ended_call(
+        &stack,
+        &rt,
+        "CA_bad_llm",
+        &[(0, "customer", "Hello there.")],
+        30,
+    )
+    .await;
+    let nonsense = completion(&json!({ "summary": 42 }));
+    let (_llm, base) = ChatStandIn::start(vec![(200, nonsense); 3]).await;
+    let analyzer = openai(&base);
+    let batch = summary_batch(&stack).await;
+    // WHEN it is delivered three times
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let response = post_call::handle(
+            &stack.app,
+            &analyzer,
+            serde_json::from_value(batch.clone()).unwrap(),
+        )
+        .await;
+        failures.push(response.batch_item_failures.len());
+    }
+    // THEN the first two come back, the third records the failure and is acknowledged
+    assert_eq!(failures, [1, 1, 0]);
+    let shown = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    let analysis = &shown.expect(200)["analysis"];
+    assert_eq!(analysis["status"], "failed");
+    assert_eq!(analysis["attempts"], 3);
+    let reason = analysis["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("gave up after 3 attempts: the analyzer's answer is not an analysis"),
+        "{reason}"
+    );
+    assert!(shown.body["summary"].is_null() && shown.body["sentiment"].is_null());
 }
