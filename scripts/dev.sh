@@ -23,8 +23,10 @@ log "starting the emulator on 127.0.0.1:$EMULATOR_PORT (log: .local/moto-dev.log
 start_emulator "$EMULATOR_PORT" .local/moto-dev.log
 AGENT_PID=""
 TWILIO_PID=""
+DELIVER_PID=""
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
+  [ -n "$DELIVER_PID" ] && kill "$DELIVER_PID" 2>/dev/null || true
   [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
@@ -88,8 +90,17 @@ cat <<INFO
   Runtimes      $RUNTIMES
   Twilio        account $TWILIO_ACCOUNT_SID, API $TWILIO_API_BASE
                 webhooks signed for $CALLPLANE_PUBLIC_URL/webhooks/twilio/… with TWILIO_AUTH_TOKEN
+  Post-call     summary queue -> post-call function, as Lambda's SQS event source delivers it
+                (log: .local/post-call-events.log)
   Stop          Ctrl-C
 
 INFO
+# Lambda's SQS event source, locally: batches from the summary queue go to the post-call
+# function through cargo lambda watch's Invoke API; partial batch failures come back after the
+# visibility timeout, and SQS dead-letters them after the receive count.
+"$ADMIN_BIN" deliver "$SUMMARY_QUEUE_URL" \
+  "http://127.0.0.1:$API_PORT/2015-03-31/functions/post-call/invocations" \
+  > .local/post-call-events.log 2>&1 &
+DELIVER_PID=$!
 log "serving the API with cargo lambda watch (functions compile on first request)"
 "$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT"

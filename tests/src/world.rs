@@ -175,18 +175,9 @@ pub async fn summary_batch(stack: &Stack) -> serde_json::Value {
         .send()
         .await
         .expect("receive from the summary queue");
-    let records: Vec<serde_json::Value> = received
-        .messages()
-        .iter()
-        .map(|m| {
-            json!({
-                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
-                "body": m.body(), "md5OfBody": m.md5_of_body(),
-                "attributes": { "ApproximateReceiveCount": "1" }, "messageAttributes": {},
-                "eventSource": "aws:sqs", "awsRegion": "us-east-1",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:summary-jobs"
-            })
-        })
-        .collect();
-    json!({ "Records": records })
+    callplane::local_events::sqs_event(
+        received.messages(),
+        "arn:aws:sqs:us-east-1:000000000000:summary-jobs",
+        "us-east-1",
+    )
 }

@@ -5,6 +5,10 @@
 //! - `callplane-admin bootstrap-admin`: creates the first admin from `CALLPLANE_ADMIN_EMAIL` /
 //!   `CALLPLANE_ADMIN_PASSWORD` unless that account exists. The default password is
 //!   accepted only against the local stack (`AWS_ENDPOINT_URL` on a loopback address).
+//! - `callplane-admin deliver QUEUE_URL INVOKE_URL`: `make dev`'s stand-in for Lambda's SQS
+//!   event source: delivers the queue's batches to the function behind `INVOKE_URL` (the
+//!   Invoke API of `cargo lambda watch`), honouring partial batch failures
+//!   (`callplane::local_events`).
 //! - `callplane-admin register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO`: registers
 //!   (or re-registers, rotating its token) a runtime host and prints `HOST_TOKEN=…` once.
 
@@ -90,6 +94,16 @@ async fn main() -> anyhow::Result<()> {
                 Bootstrap::Created(id) => println!("created admin {email} ({id})"),
                 Bootstrap::AlreadyExists(id) => println!("admin {email} already exists ({id})"),
             }
+        }
+        ["deliver", queue_url, invoke_url] => {
+            callplane::telemetry::init();
+            let sdk = callplane::aws::load().await;
+            callplane::local_events::run(
+                aws_sdk_sqs::Client::new(&sdk),
+                (*queue_url).to_owned(),
+                (*invoke_url).to_owned(),
+            )
+            .await;
         }
         ["register-host", host, queue_url, public_host, from, to] => {
             let from: u16 = from.parse().context("PORT_FROM")?;

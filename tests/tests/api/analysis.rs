@@ -555,3 +555,53 @@ async fn an_analyzer_that_keeps_answering_nonsense_fails_the_run_with_the_reason
     );
     assert!(shown.body["summary"].is_null() && shown.body["sentiment"].is_null());
 }
+
+#[tokio::test]
+async fn the_local_event_source_deletes_what_the_function_handled_and_leaves_its_failures() {
+    // GIVEN an ended call's job and a malformed message on the summary queue
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    let call = ended_call(&stack, &rt, "CA_dev", &[(0, "customer", "Hello.")], 10).await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = stack.provisioned.queue_urls["summary-jobs"].clone();
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("{not json")
+        .send()
+        .await
+        .unwrap();
+    // WHEN `make dev`'s event source delivers a batch to the post-call function
+    let analyzer = builtin();
+    let delivery = callplane::local_events::deliver_once(&sqs, &url, 1, |event| async {
+        let event = serde_json::from_value(event).map_err(|e| e.to_string())?;
+        let response = post_call::handle(&stack.app, &analyzer, event).await;
+        serde_json::to_value(response).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap();
+    // THEN the job's message is deleted and the malformed one kept for redelivery
+    assert_eq!(
+        delivery,
+        callplane::local_events::Delivery {
+            received: 2,
+            deleted: 1,
+            kept: 1
+        }
+    );
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap();
+    let in_flight = attributes.attributes().unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+        .clone();
+    assert_eq!(in_flight, "1");
+    // AND the call is analysed
+    let shown = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    assert_eq!(shown.expect(200)["analysis"]["status"], "succeeded");
+}
