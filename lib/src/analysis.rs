@@ -84,22 +84,16 @@ impl Analyzer {
     }
 }
 
-/// The built-in analyzer; holds VADER's parsed lexicon.
+/// The built-in analyzer; holds VADER's lexicon, parsed on first use (not at cold start: the
+/// parse is most of a millisecond or more, and the worker may start for a batch of skips).
+#[derive(Default)]
 pub struct Builtin {
-    vader: vader_parity::SentimentIntensityAnalyzer,
+    vader: std::sync::OnceLock<vader_parity::SentimentIntensityAnalyzer>,
 }
 
 impl std::fmt::Debug for Builtin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Builtin").finish_non_exhaustive()
-    }
-}
-
-impl Default for Builtin {
-    fn default() -> Self {
-        Self {
-            vader: vader_parity::SentimentIntensityAnalyzer::new(),
-        }
     }
 }
 
@@ -131,7 +125,10 @@ impl Builtin {
 
     /// VADER's compound score of one text, in −1..1.
     pub fn score(&self, text: &str) -> f64 {
-        self.vader.polarity_scores(text).compound
+        self.vader
+            .get_or_init(vader_parity::SentimentIntensityAnalyzer::new)
+            .polarity_scores(text)
+            .compound
     }
 
     /// The customer's sentiment: the mean compound of their turns, and the same per window
