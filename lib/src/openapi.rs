@@ -201,36 +201,39 @@ fn error_answers(answers: &[ErrorAnswer]) -> BTreeMap<String, RefOr<Response>> {
 
 /// The named error responses, for the components.
 fn error_responses() -> Vec<(String, RefOr<Response>)> {
-    [
-        BAD_INPUT,
-        NO_TOKEN,
-        FORBIDDEN,
-        BAD_SIGNATURE,
-        NOT_FOUND,
-        CONFLICT,
-        TOO_LARGE,
-        NOT_JSON,
-        UNPROCESSABLE,
-        BUSY,
-    ]
-    .iter()
-    .map(|(_, name, when)| {
-        let response = ResponseBuilder::new()
-            .description(*when)
-            .content(
-                "application/json",
-                Content::new(Some(Ref::from_schema_name(
-                    <crate::error::ErrorEnvelope as ToSchema>::name(),
-                ))),
-            )
-            .build();
-        ((*name).to_owned(), RefOr::T(response))
-    })
-    .collect()
+    EVERY_ERROR_ANSWER
+        .iter()
+        .map(|(_, name, when)| {
+            let response = ResponseBuilder::new()
+                .description(*when)
+                .content(
+                    "application/json",
+                    Content::new(Some(Ref::from_schema_name(
+                        <crate::error::ErrorEnvelope as ToSchema>::name(),
+                    ))),
+                )
+                .build();
+            ((*name).to_owned(), RefOr::T(response))
+        })
+        .collect()
 }
 
 /// Status, component name, when it is answered.
 type ErrorAnswer = (u16, &'static str, &'static str);
+
+/// Every error answer an operation may list.
+const EVERY_ERROR_ANSWER: [ErrorAnswer; 10] = [
+    BAD_INPUT,
+    NO_TOKEN,
+    FORBIDDEN,
+    BAD_SIGNATURE,
+    NOT_FOUND,
+    CONFLICT,
+    TOO_LARGE,
+    NOT_JSON,
+    UNPROCESSABLE,
+    BUSY,
+];
 
 const BAD_INPUT: ErrorAnswer = (
     400,

@@ -94,7 +94,7 @@ pub async fn run(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
             AnalysisStatus::Pending | AnalysisStatus::Running => (Some(a), a.attempts),
         },
     };
-    let mut claim = fresh(&job.run_id, AnalysisStatus::Running, analyzer.name());
+    let mut claim = fresh(&job.run_id, AnalysisStatus::Running, Some(analyzer.name()));
     claim.attempts = attempts + 1;
     claim.lease_until = Some(now.plus_secs(LEASE_SECS));
     if !app
@@ -158,11 +158,11 @@ fn stale(why: &str) -> Outcome {
 }
 
 /// An analysis of run `run_id` in `status`, with nothing found yet.
-fn fresh(run_id: &str, status: AnalysisStatus, analyzer: &str) -> Analysis {
+fn fresh(run_id: &str, status: AnalysisStatus, analyzer: Option<&str>) -> Analysis {
     Analysis {
         status,
         reason: None,
-        analyzer: Some(analyzer.to_owned()),
+        analyzer: analyzer.map(str::to_owned),
         model: None,
         success: None,
         data: serde_json::Map::new(),
@@ -195,12 +195,12 @@ async fn analyse(
     call: &CallRecord,
     claim: &Analysis,
 ) -> std::result::Result<Step, String> {
-    let read = |e: Error| format!("reading the call: {e}");
-    let section = pinned_section(app, call).await.map_err(read)?;
-    let segments = segments(app, &call.id).await.map_err(read)?;
+    // Each skip is decided before the reads it does not need.
     if call.answered_by.is_some_and(AnsweredBy::is_machine) {
         return Ok(Step::Skipped("answered_by_machine"));
     }
+    let read = |e: Error| format!("reading the call: {e}");
+    let segments = segments(app, &call.id).await.map_err(read)?;
     if !segments.iter().any(|s| s.speaker == Party::Customer) {
         return Ok(Step::Skipped("no_customer_turns"));
     }
@@ -210,6 +210,7 @@ async fn analyse(
     {
         return Ok(Step::Skipped("too_short"));
     }
+    let section = pinned_section(app, call).await.map_err(read)?;
     let tools = tool_events(app, &call.id).await.map_err(read)?;
     tracing::info!(
         segments = segments.len(),
@@ -293,15 +294,12 @@ pub async fn rerun(app: &App, principal: &Principal, id: &CallId) -> Result<Anal
             "an analysis of this call is running; retry when it is done".into(),
         ));
     }
+    // The analyzer is named when a worker claims the run.
     let next = fresh(
         &crate::ids::next_ulid().to_string(),
         AnalysisStatus::Pending,
-        "",
+        None,
     );
-    let next = Analysis {
-        analyzer: None,
-        ..next
-    };
     if !app
         .store
         .put_analysis(&call.id, call.analysis.as_ref(), &next, None)
