@@ -49,6 +49,7 @@ pub mod store;
 pub mod telemetry;
 pub mod telephony;
 pub mod time;
+pub mod web;
 
 pub use app::{App, AppState, Telephony};
 pub use error::{Error, Result};

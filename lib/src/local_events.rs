@@ -113,7 +113,7 @@ where
 /// Delivers `queue_url` to the function at `invoke_url` (the Lambda Invoke API that `cargo
 /// lambda watch` serves: `…/2015-03-31/functions/{name}/invocations`) until stopped.
 pub async fn run(sqs: aws_sdk_sqs::Client, queue_url: String, invoke_url: String) {
-    let http = reqwest::Client::new();
+    let http = crate::web::client_builder().build().unwrap_or_default();
     loop {
         let invoke = |event: Value| {
             let request = http.post(&invoke_url).json(&event);

@@ -43,8 +43,7 @@ struct Agent {
 /// `runtime-host-agent tls-front`: the host's TLS-front configuration (a Caddyfile) for the
 /// runtimes the control plane says this host runs (see `tls_front`).
 pub async fn tls_front(config: &Config) -> Result<String> {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let http = reqwest::Client::builder()
+    let http = callplane::web::client_builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
         .context("building the HTTP client")?;
@@ -55,9 +54,7 @@ pub async fn tls_front(config: &Config) -> Result<String> {
 /// Runs the agent until `shutdown` completes: a command in progress is finished and reported
 /// first; nothing received is lost (an unfinished message is redelivered by SQS).
 pub async fn run(mut config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
-    // TLS to the control plane uses the provider the AWS SDK already links.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let http = reqwest::Client::builder()
+    let http = callplane::web::client_builder()
         .connect_timeout(Duration::from_secs(5))
         .build()
         .context("building the HTTP client")?;

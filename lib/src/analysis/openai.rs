@@ -44,9 +44,7 @@ struct AnswerSentiment {
 impl OpenAi {
     /// An analyzer over `config`.
     pub fn new(config: OpenAiConfig) -> Self {
-        // reqwest's rustls uses the process-wide provider: the aws-lc-rs one the AWS SDK links.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let http = crate::web::client_builder()
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()

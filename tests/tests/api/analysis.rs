@@ -605,3 +605,70 @@ async fn the_local_event_source_deletes_what_the_function_handled_and_leaves_its
     let shown = stack.get(&format!("/calls/{call}"), &rt.admin).await;
     assert_eq!(shown.expect(200)["analysis"]["status"], "succeeded");
 }
+
+#[tokio::test]
+async fn the_local_event_source_invokes_the_function_through_the_lambda_invoke_api() {
+    // GIVEN an ended call's job, and the post-call function behind the Lambda Invoke API that
+    // `cargo lambda watch` serves in `make dev`
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    let call = ended_call(&stack, &rt, "CA_invoke", &[(0, "customer", "Hello.")], 10).await;
+    let app = stack.app.clone();
+    let analyzer = std::sync::Arc::new(builtin());
+    let function = axum::Router::new().route(
+        "/2015-03-31/functions/post-call/invocations",
+        axum::routing::post(move |axum::Json(event): axum::Json<Value>| {
+            let (app, analyzer) = (app.clone(), analyzer.clone());
+            async move {
+                let event = serde_json::from_value(event).unwrap();
+                axum::Json(post_call::handle(&app, &analyzer, event).await)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let invoke = format!(
+        "http://{}/2015-03-31/functions/post-call/invocations",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, function).await.unwrap() });
+    let url = stack.provisioned.queue_urls["summary-jobs"].clone();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+
+    // WHEN the event source runs (as `callplane-admin deliver` does) until the call is analysed
+    let source = tokio::spawn(callplane::local_events::run(
+        sqs.clone(),
+        url.clone(),
+        invoke,
+    ));
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let shown = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+        status = shown.expect(200)["analysis"]["status"].clone();
+        if status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    source.abort();
+
+    // THEN the job went through the Invoke API to the function, and its message is deleted
+    assert_eq!(status, "succeeded");
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        attributes.attributes().unwrap()[&name].clone()
+    };
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+        "0"
+    );
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        "0"
+    );
+}

@@ -99,10 +99,7 @@ impl TwilioClient {
 
     fn http(&self) -> &reqwest::Client {
         self.http.get_or_init(|| {
-            // reqwest's rustls uses the process-wide provider: the aws-lc-rs one the AWS SDK
-            // already links. Installing twice is harmless (the second call reports an error).
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            reqwest::Client::builder()
+            crate::web::client_builder()
                 .timeout(self.retry.timeout)
                 .build()
                 .unwrap_or_default()
