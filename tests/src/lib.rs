@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::config::interceptors::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::AttributeValue;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use callplane::config::Config;
@@ -228,6 +229,35 @@ impl Stack {
             .await
             .expect("bootstrap admin");
         stack
+    }
+
+    /// Sets attributes of a stored item behind the API's back (`SET a = :a, …`), the way a
+    /// test ages a record; retried on a transaction conflict like the store's own writes, so
+    /// it holds under the emulator's fault mode.
+    pub async fn tamper(&self, key: &callplane::store::keys::Key, set: &[(&str, AttributeValue)]) {
+        let expression = set
+            .iter()
+            .map(|(name, _)| format!("#{name} = :{name}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let store = &self.app.store;
+        callplane::store::on_conflict(|| {
+            let mut update = store
+                .client()
+                .update_item()
+                .table_name(store.table())
+                .set_key(Some(key.attrs()))
+                .condition_expression("attribute_exists(pk)")
+                .update_expression(format!("SET {expression}"));
+            for (name, value) in set {
+                update = update
+                    .expression_attribute_names(format!("#{name}"), *name)
+                    .expression_attribute_values(format!(":{name}"), value.clone());
+            }
+            update.send()
+        })
+        .await
+        .expect("tampering with a stored item");
     }
 
     /// The same resources and Twilio stand-in served by functions started again with

@@ -30,6 +30,7 @@ pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
 pub use outbound::OutboundContext;
 pub use phones::{Route, RoutingError};
+pub use retry::on_conflict;
 pub use runtimes::ProvisionError;
 
 use crate::error::{Error, Result};

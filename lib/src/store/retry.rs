@@ -58,7 +58,7 @@ fn jitter() -> f64 {
 
 /// Runs a single-item write, again after a `TransactionConflictException` (the item was part
 /// of a transaction in progress; nothing was written).
-pub(crate) async fn on_conflict<T, E, R, F, Fut>(mut attempt: F) -> Result<T, SdkError<E, R>>
+pub async fn on_conflict<T, E, R, F, Fut>(mut attempt: F) -> Result<T, SdkError<E, R>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, R>>>,

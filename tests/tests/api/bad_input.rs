@@ -328,20 +328,14 @@ async fn expired_invitation_and_reset_tokens_are_refused() {
         callplane::store::keys::reset_token(&hash(&reset)),
     ] {
         stack
-            .app
-            .store
-            .client()
-            .update_item()
-            .table_name(stack.app.store.table())
-            .set_key(Some(key.attrs()))
-            .update_expression("SET expires_at = :past")
-            .expression_attribute_values(
-                ":past",
-                aws_sdk_dynamodb::types::AttributeValue::N("1000".into()),
+            .tamper(
+                &key,
+                &[(
+                    "expires_at",
+                    aws_sdk_dynamodb::types::AttributeValue::N("1000".into()),
+                )],
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
     }
 
     // WHEN they are used

@@ -1173,33 +1173,18 @@ async fn an_outbound_call_whose_answer_twilio_lost_is_placed_once_however_often_
         .cloned()
         .expect("an unconfirmed call");
     let stale = chrono::Utc::now() - chrono::Duration::seconds(120);
+    let id = callplane::ids::CallId::parse(never["call_id"].as_str().unwrap()).unwrap();
     stack
-        .app
-        .store
-        .client()
-        .update_item()
-        .table_name(stack.app.store.table())
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!(
-                "CALL#{}",
-                never["call_id"].as_str().unwrap()
-            )),
+        .tamper(
+            &callplane::store::keys::call(&id),
+            &[(
+                "unconfirmed_since",
+                aws_sdk_dynamodb::types::AttributeValue::S(
+                    stale.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+            )],
         )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("CALL".into()),
-        )
-        .update_expression("SET unconfirmed_since = :t")
-        .expression_attribute_values(
-            ":t",
-            aws_sdk_dynamodb::types::AttributeValue::S(
-                stale.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
+        .await;
     // THEN a retry learns the call was never created and releases the key; the next places it
     let (released, _) = outbound(&stack, &admin, Some("k-never"), body.clone()).await;
     assert!(
