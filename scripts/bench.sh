@@ -11,7 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call)
+FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv

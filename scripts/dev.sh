@@ -24,9 +24,11 @@ start_emulator "$EMULATOR_PORT" .local/moto-dev.log
 AGENT_PID=""
 TWILIO_PID=""
 DELIVER_PID=""
+TICK_PID=""
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
   [ -n "$DELIVER_PID" ] && kill "$DELIVER_PID" 2>/dev/null || true
+  [ -n "$TICK_PID" ] && kill "$TICK_PID" 2>/dev/null || true
   [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
@@ -92,6 +94,8 @@ cat <<INFO
                 webhooks signed for $CALLPLANE_PUBLIC_URL/webhooks/twilio/… with TWILIO_AUTH_TOKEN
   Post-call     summary queue -> post-call function, as Lambda's SQS event source delivers it
                 (log: .local/post-call-events.log)
+  Sweeper       the call sweeper every 60 s, as its EventBridge schedule runs it
+                (log: .local/call-sweeper.log)
   Stop          Ctrl-C
 
 INFO
@@ -102,5 +106,9 @@ INFO
   "http://127.0.0.1:$API_PORT/2015-03-31/functions/post-call/invocations" \
   > .local/post-call-events.log 2>&1 &
 DELIVER_PID=$!
+# EventBridge's rate(1 minute) schedule of the call sweeper, locally.
+"$ADMIN_BIN" tick "http://127.0.0.1:$API_PORT/2015-03-31/functions/call-sweeper/invocations" \
+  call-sweeper 60 > .local/call-sweeper.log 2>&1 &
+TICK_PID=$!
 log "serving the API with cargo lambda watch (functions compile on first request)"
 "$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$API_PORT"

@@ -85,6 +85,28 @@ pub struct Config {
     /// no key) or `openai`. `bedrock` is not built yet and is refused at start-up rather than
     /// silently replaced.
     pub analyzer: AnalyzerKind,
+    /// When the sweeper ends a call whose end never came (see `service::sweeper`).
+    pub sweep: SweepConfig,
+}
+
+/// The sweeper's limits. A live call is ended as `failed` / `no_end_reported` when it has run
+/// longer than its establishment's `max_call_duration_seconds` plus `grace_secs`, or when
+/// neither the provider nor the runtime has said anything about it for `idle_secs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// `SWEEP_GRACE_SECONDS`, default 120 (30..=3600).
+    pub grace_secs: u32,
+    /// `SWEEP_IDLE_SECONDS`, default 600 (60..=86400).
+    pub idle_secs: u32,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            grace_secs: 120,
+            idle_secs: 600,
+        }
+    }
 }
 
 impl Config {
@@ -325,7 +347,22 @@ impl Config {
                 Some(path)
             }
         };
+        let seconds = |var: &'static str, default: u32, range: std::ops::RangeInclusive<u32>| {
+            get(var)
+                .filter(|v| !v.trim().is_empty())
+                .map_or(Some(default), |v| v.trim().parse().ok())
+                .filter(|secs| range.contains(secs))
+                .ok_or_else(|| ConfigError {
+                    var,
+                    problem: format!("must be seconds from {} to {}", range.start(), range.end()),
+                })
+        };
+        let sweep = SweepConfig {
+            grace_secs: seconds("SWEEP_GRACE_SECONDS", 120, 30..=3600)?,
+            idle_secs: seconds("SWEEP_IDLE_SECONDS", 600, 60..=86_400)?,
+        };
         Ok(Self {
+            sweep,
             analyzer,
             api_base_path,
             runtime_images,

@@ -3,7 +3,8 @@
 //! function did not report as batch item failures, and leaves the rest to reappear after the
 //! queue's visibility timeout (and to reach the dead-letter queue after its receive count,
 //! which SQS itself enforces). A function error or an unreachable function deletes nothing,
-//! as with Lambda.
+//! as with Lambda. Also a stand-in for an EventBridge schedule: the scheduled event, sent to a
+//! function every so many seconds (`tick`).
 
 use serde_json::{Value, json};
 
@@ -108,6 +109,39 @@ where
         }
     }
     Ok(delivery)
+}
+
+/// The event an EventBridge schedule hands a function at `time` (the shape of
+/// `aws.scheduler` events; the sweeper reads none of it).
+pub fn scheduled_event(time: &crate::time::Timestamp, schedule: &str) -> Value {
+    json!({
+        "version": "0", "id": crate::ids::next_ulid().to_string(),
+        "detail-type": "Scheduled Event", "source": "aws.scheduler",
+        "account": "000000000000", "time": time.to_string(), "region": "us-east-1",
+        "resources": [format!("arn:aws:scheduler:us-east-1:000000000000:schedule/default/{schedule}")],
+        "detail": {}
+    })
+}
+
+/// Sends the scheduled event to the function at `invoke_url` every `every_secs` until
+/// stopped, as a `rate(…)` schedule does; a failed invocation is logged, not retried (the
+/// next tick comes anyway).
+pub async fn tick(invoke_url: String, schedule: String, every_secs: u64) {
+    let http = crate::web::client_builder().build().unwrap_or_default();
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let event = scheduled_event(&crate::time::Timestamp::now(), &schedule);
+        match http.post(&invoke_url).json(&event).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                tracing::info!(%status, answer = %body, schedule, "tick");
+            }
+            Err(e) => tracing::warn!(error = %e, schedule, "tick not delivered"),
+        }
+    }
 }
 
 /// Delivers `queue_url` to the function at `invoke_url` (the Lambda Invoke API that `cargo

@@ -22,12 +22,19 @@ impl Queue {
 
     /// Sends one JSON message; returns its message id.
     pub async fn send(&self, message: &impl Serialize) -> Result<String> {
+        self.send_delayed(message, 0).await
+    }
+
+    /// Sends one JSON message that becomes visible after `delay_secs` (0..=900); returns its
+    /// message id.
+    pub async fn send_delayed(&self, message: &impl Serialize, delay_secs: i32) -> Result<String> {
         let body = serde_json::to_string(message).map_err(Error::internal)?;
         let out = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .set_delay_seconds((delay_secs > 0).then_some(delay_secs.min(900)))
             .send()
             .await
             .map_err(Error::internal)?;

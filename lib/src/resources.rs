@@ -12,8 +12,15 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
 
 /// Global secondary indexes: name, partition attribute, sort attribute.
-pub const GSIS: &[(&str, &str, &str)] =
-    &[("gsi1", "gsi1pk", "gsi1sk"), ("gsi2", "gsi2pk", "gsi2sk")];
+pub const GSIS: &[(&str, &str, &str)] = &[
+    ("gsi1", "gsi1pk", "gsi1sk"),
+    ("gsi2", "gsi2pk", "gsi2sk"),
+    ("gsi3", "gsi3pk", "gsi3sk"),
+];
+
+/// The global indexes that project only keys (the rest project every attribute): the
+/// sweeper's live-calls index, so that a live call's updates are not written to it again.
+pub const KEYS_ONLY_GSIS: &[&str] = &["gsi3"];
 
 /// Local secondary indexes (partition key `pk`): name, sort attribute. They exist only if made
 /// with the table, and they are what lets a call's partition be read in time order and in
@@ -102,7 +109,11 @@ async fn ensure_table(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<
                 .key_schema(key(sk, KeyType::Range)?)
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(if KEYS_ONLY_GSIS.contains(index) {
+                            ProjectionType::KeysOnly
+                        } else {
+                            ProjectionType::All
+                        })
                         .build(),
                 )
                 .build()

@@ -9,6 +9,9 @@
 //!   event source: delivers the queue's batches to the function behind `INVOKE_URL` (the
 //!   Invoke API of `cargo lambda watch`), honouring partial batch failures
 //!   (`callplane::local_events`).
+//! - `callplane-admin tick INVOKE_URL SCHEDULE SECONDS`: `make dev`'s stand-in for an
+//!   EventBridge schedule: sends the scheduled event to the function behind `INVOKE_URL` every
+//!   SECONDS (the call sweeper's `rate(1 minute)`).
 //! - `callplane-admin register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO`: registers
 //!   (or re-registers, rotating its token) a runtime host and prints `HOST_TOKEN=…` once.
 
@@ -104,6 +107,12 @@ async fn main() -> anyhow::Result<()> {
                 (*invoke_url).to_owned(),
             )
             .await;
+        }
+        ["tick", invoke_url, schedule, secs] => {
+            callplane::telemetry::init();
+            let secs: u64 = secs.parse().context("SECONDS")?;
+            callplane::local_events::tick((*invoke_url).to_owned(), (*schedule).to_owned(), secs)
+                .await;
         }
         ["register-host", host, queue_url, public_host, from, to] => {
             let from: u16 = from.parse().context("PORT_FROM")?;

@@ -26,6 +26,9 @@ pub const LEASE_SECS: i64 = 120;
 pub const MIN_ANALYSED_SECONDS: u32 = 5;
 /// The run an ended call's own job serves (a re-run gets a fresh id).
 pub const END_RUN: &str = "end";
+/// How long the job queued by the provider's end of a call waits (the runtime's own end and
+/// last transcript segments normally arrive within seconds of the provider's).
+pub const PROVIDER_END_DELAY_SECS: i32 = 20;
 /// Most segments and tool events read for one analysis (a two-hour call has ~2,000).
 const MAX_ITEMS: usize = 10_000;
 
@@ -55,6 +58,28 @@ impl Job {
             run_id: run_id.to_owned(),
         }
     }
+}
+
+/// Queues the post-call job of the end of call `call_id` ([`END_RUN`]), visible after
+/// `delay_secs`. At least once: a job for a run already done is a no-op.
+pub async fn queue_after_end(
+    app: &App,
+    call_id: &CallId,
+    establishment_id: &EstablishmentId,
+    delay_secs: i32,
+) -> Result<()> {
+    let job = Job {
+        job: "post_call".to_owned(),
+        call_id: call_id.clone(),
+        establishment_id: establishment_id.clone(),
+        run_id: END_RUN.to_owned(),
+    };
+    app.summary_jobs()?
+        .send_delayed(&job, delay_secs)
+        .await
+        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
+    tracing::info!(%call_id, delay_secs, "post-call job queued");
+    Ok(())
 }
 
 /// What became of one job.

@@ -455,18 +455,7 @@ async fn after(app: &App, call_id: &CallId, event: &RuntimeEvent) -> Result<()> 
     if !matches!(event.kind, EventKind::CallEnded { .. }) {
         return Ok(());
     }
-    let job = crate::service::analysis::Job {
-        job: "post_call".to_owned(),
-        call_id: call_id.clone(),
-        establishment_id: event.establishment_id.clone(),
-        run_id: crate::service::analysis::END_RUN.to_owned(),
-    };
-    app.summary_jobs()?
-        .send(&job)
-        .await
-        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
-    tracing::info!(%call_id, "post-call job queued");
-    Ok(())
+    crate::service::analysis::queue_after_end(app, call_id, &event.establishment_id, 0).await
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod phone_numbers;
 pub mod readiness;
 pub mod routing;
 pub mod runtimes;
+pub mod sweeper;
 pub mod webhooks;
 pub mod whatsapp;
 

@@ -189,6 +189,20 @@ pub async fn call_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
         tracing::info!(%call_id, call_sid = sid, "unconfirmed call confirmed by its status callback");
     }
     tracing::info!(%call_id, status = status.as_str(), applied, sequence = hook.param("SequenceNumber").unwrap_or(""), "call status");
+    // A call the runtime never reports the end of (it crashed, it was never reached) is
+    // analysed all the same. The job waits for the runtime's own end and last segments, which
+    // normally follow within seconds; a retried callback queues it again (a no-op once done).
+    if status.is_final()
+        && let Some(call) = &before
+    {
+        crate::service::analysis::queue_after_end(
+            app,
+            &call_id,
+            &call.establishment_id,
+            crate::service::analysis::PROVIDER_END_DELAY_SECS,
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -17,8 +17,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use std::collections::HashMap;
 
-/// `call` with its index attributes: history (`gsi1`), active until final (`gsi2`), and the
-/// end of its transcript's arrival order (`lsi2`).
+/// `call` with its index attributes: history (`gsi1`), active until final (`gsi2`, and `gsi3`
+/// for the sweeper), and the end of its transcript's arrival order (`lsi2`).
 pub(crate) fn indexed(call: &CallRecord) -> CallRecord {
     let mut record = call.clone();
     let sort = keys::call_sort(&call.created_at, &call.id);
@@ -26,7 +26,9 @@ pub(crate) fn indexed(call: &CallRecord) -> CallRecord {
     record.gsi1sk = Some(sort.clone());
     if !call.status.is_final() {
         record.gsi2pk = Some(keys::active_calls_index(&call.establishment_id));
-        record.gsi2sk = Some(sort);
+        record.gsi2sk = Some(sort.clone());
+        record.gsi3pk = Some(keys::live_calls_index(keys::live_shard(&call.id)));
+        record.gsi3sk = Some(sort);
     }
     record.lsi2sk = Some(keys::CALL_ARRIVAL_SORT.to_owned());
     record
@@ -265,7 +267,7 @@ impl Store {
                     .as_deref()
                     .map_or(AttributeValue::Null(true), s),
             );
-            remove = " REMOVE gsi2pk, gsi2sk";
+            remove = keys::REMOVE_LIVE;
         }
         let expression = format!("SET {}{remove}", sets.join(", "));
         let (applied, before) = self

@@ -117,20 +117,22 @@ impl CallEffect {
                     values.insert(":by".to_owned(), serde_dynamo::to_attribute_value(by)?);
                     sets.push("hangup_by = :by");
                 }
-                format!("SET {} REMOVE gsi2pk, gsi2sk", sets.join(", "))
+                format!("SET {}{}", sets.join(", "), keys::REMOVE_LIVE)
             }
             CallEffect::Recording(file) => {
                 values.insert(":f".to_owned(), serde_dynamo::to_attribute_value(file)?);
                 "SET recording_file = :f, updated_at = :now".to_owned()
             }
         };
-        let names = match self {
-            CallEffect::Ended { .. } => {
-                HashMap::from([("#status".to_owned(), "status".to_owned())])
-            }
-            CallEffect::Recording(_) => HashMap::new(),
+        let (names, condition) = match self {
+            // A call the sweeper ended keeps that end (`store::live`).
+            CallEffect::Ended { .. } => (
+                HashMap::from([("#status".to_owned(), "status".to_owned())]),
+                Some("attribute_not_exists(swept_at)"),
+            ),
+            CallEffect::Recording(_) => (HashMap::new(), None),
         };
-        store.update(&keys::call(call), &expression, None, names, values)
+        store.update(&keys::call(call), &expression, condition, names, values)
     }
 }
 
@@ -198,8 +200,26 @@ impl Store {
         Ok(context)
     }
 
-    /// Writes one event and its effects in one transaction.
+    /// Writes one event and its effects in one transaction. An end reported for a call the
+    /// sweeper ended already is written again without its effect, with a note: it lands on
+    /// the timeline and changes nothing else.
     pub async fn write_event(&self, w: &EventWrite) -> Result<Written> {
+        if let Some(written) = self.write_event_once(w).await? {
+            return Ok(written);
+        }
+        let mut late = w.clone();
+        late.effect = None;
+        late.event.note = Some(format!(
+            "the call had been ended already ({}); this end changes nothing",
+            super::UNREPORTED_END
+        ));
+        self.write_event_once(&late)
+            .await?
+            .ok_or_else(|| Error::internal("an event without effect failed its effect"))
+    }
+
+    /// One transaction; `None` when only the effect failed (an end after the sweeper's).
+    async fn write_event_once(&self, w: &EventWrite) -> Result<Option<Written>> {
         let now = w.event.received_at;
         let mut items = Tx::new().with(
             "event",
@@ -241,12 +261,15 @@ impl Store {
             );
         }
         match self.transact(items).await {
-            Ok(()) => Ok(Written::Stored),
-            Err(TxError::Conditions(failed)) if failed.has("event") => Ok(Written::Duplicate),
+            Ok(()) => Ok(Some(Written::Stored)),
+            Err(TxError::Conditions(failed)) if failed.has("event") => Ok(Some(Written::Duplicate)),
             Err(TxError::Conditions(failed)) if failed.any(&["call", "call_sid"]) => {
-                Ok(Written::CallTaken)
+                Ok(Some(Written::CallTaken))
             }
-            Err(TxError::Conditions(failed)) if failed.has("segment") => Ok(Written::SegmentTaken),
+            Err(TxError::Conditions(failed)) if failed.has("segment") => {
+                Ok(Some(Written::SegmentTaken))
+            }
+            Err(TxError::Conditions(failed)) if failed.only("effect") => Ok(None),
             Err(TxError::Conditions(failed)) => Err(Error::internal(format!(
                 "event write failed on items {failed:?}"
             ))),

@@ -24,6 +24,12 @@ pub const GSI1: &str = "gsi1";
 pub const GSI2PK: &str = "gsi2pk";
 /// Sort-key attribute of the sparse `gsi2` index.
 pub const GSI2SK: &str = "gsi2sk";
+/// The sparse `gsi3` index: every live call of every establishment, sharded.
+pub const GSI3: &str = "gsi3";
+/// Partition-key attribute of the sparse `gsi3` index.
+pub const GSI3PK: &str = "gsi3pk";
+/// Sort-key attribute of the sparse `gsi3` index.
+pub const GSI3SK: &str = "gsi3sk";
 
 /// A primary key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -240,6 +246,26 @@ pub fn active_calls_index(est: &EstablishmentId) -> String {
     format!("EST#{est}#ACTIVE")
 }
 
+/// What takes an ended call out of the live indexes (`gsi2`, `gsi3`), appended to an update
+/// expression.
+pub const REMOVE_LIVE: &str = " REMOVE gsi2pk, gsi2sk, gsi3pk, gsi3sk";
+
+/// Partitions of the live-calls index (`gsi3`): a call's is fixed by its id, so a busy
+/// platform's live calls spread over this many index partitions instead of one hot one.
+pub const LIVE_SHARDS: u8 = 8;
+
+/// Sparse `gsi3` partition of the live calls of every establishment in shard `shard`
+/// (sort key [`call_sort`]): what the sweeper reads to end calls whose end never came.
+pub fn live_calls_index(shard: u8) -> String {
+    format!("LIVE#{shard}")
+}
+
+/// The live-calls shard of call `id`: its last character (random in a ULID) modulo
+/// [`LIVE_SHARDS`].
+pub fn live_shard(id: &CallId) -> u8 {
+    id.as_str().bytes().last().unwrap_or(0) % LIVE_SHARDS
+}
+
 /// Index sort key of a call: its creation time, then its id.
 pub fn call_sort(created_at: &crate::time::Timestamp, id: &CallId) -> String {
     format!("{created_at}#{id}")
@@ -271,6 +297,11 @@ pub const LSI2: &str = "lsi2";
 /// Partition of a call: the call, its timeline, its transcript.
 pub fn call_partition(id: &CallId) -> String {
     format!("CALL#{id}")
+}
+
+/// The call whose partition is `pk` (`CALL#{call}`), if it is one.
+pub fn call_of_partition(pk: &str) -> Option<CallId> {
+    CallId::parse(pk.strip_prefix("CALL#")?).ok()
 }
 
 /// Sort-key prefix of a call's timeline events (table and `lsi1`).

@@ -13,6 +13,7 @@ mod do_not_call;
 mod establishments;
 mod ingest;
 pub mod keys;
+mod live;
 pub mod members;
 mod outbound;
 mod phones;
@@ -28,6 +29,7 @@ pub use calls::{CreateCallError, InboundContext, StatusChange};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
+pub use live::UNREPORTED_END;
 pub use outbound::OutboundContext;
 pub use phones::{Route, RoutingError};
 pub use retry::on_conflict;
@@ -694,6 +696,8 @@ pub(crate) enum Index {
     Gsi1,
     /// Global, sparse: an establishment's active calls.
     Gsi2,
+    /// Global, sparse, keys only: every live call, sharded (the sweeper's).
+    Gsi3,
     /// Local: a partition's items in time order (timeline, transcript).
     Lsi1,
     /// Local: a partition's items in arrival order (transcript polls), and tool events.
@@ -705,6 +709,7 @@ impl Index {
         match self {
             Index::Gsi1 => keys::GSI1,
             Index::Gsi2 => "gsi2",
+            Index::Gsi3 => keys::GSI3,
             Index::Lsi1 => keys::LSI1,
             Index::Lsi2 => keys::LSI2,
         }
@@ -715,6 +720,7 @@ impl Index {
         match self {
             Index::Gsi1 => (keys::GSI1PK, keys::GSI1SK),
             Index::Gsi2 => (keys::GSI2PK, keys::GSI2SK),
+            Index::Gsi3 => (keys::GSI3PK, keys::GSI3SK),
             Index::Lsi1 => (keys::PK, keys::LSI1SK),
             Index::Lsi2 => (keys::PK, keys::LSI2SK),
         }

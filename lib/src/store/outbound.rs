@@ -37,8 +37,11 @@ impl Store {
             "call",
             self.update(
                 &keys::call(&call.id),
-                "SET #status = :status, status_rank = :rank, final_status = :status, \
-             end_reason = :reason, ended_at = :now, updated_at = :now REMOVE gsi2pk, gsi2sk",
+                &format!(
+                    "SET #status = :status, status_rank = :rank, final_status = :status, \
+                     end_reason = :reason, ended_at = :now, updated_at = :now{}",
+                    keys::REMOVE_LIVE
+                ),
                 None,
                 HashMap::from([("#status".to_owned(), "status".to_owned())]),
                 HashMap::from([

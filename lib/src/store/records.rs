@@ -314,8 +314,8 @@ pub struct CommandRecord {
     pub completed_at: Option<Timestamp>,
 }
 
-/// `CALL#{call}` / `CALL`; in `gsi1` `EST#{est}#CALLS` always and in `gsi2` `EST#{est}#ACTIVE`
-/// until it ends.
+/// `CALL#{call}` / `CALL`; in `gsi1` `EST#{est}#CALLS` always, and until it ends in `gsi2`
+/// `EST#{est}#ACTIVE` and `gsi3` `LIVE#{shard}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CallRecord {
     pub id: CallId,
@@ -367,6 +367,10 @@ pub struct CallRecord {
     /// provider's call list); see `service::calls` on reconciling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unconfirmed_since: Option<Timestamp>,
+    /// Set when the sweeper ended the call because its end never came; a late end report then
+    /// lands on the timeline only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swept_at: Option<Timestamp>,
     /// The post-call analysis (`service::analysis`): absent until the call ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<crate::domain::analysis::Analysis>,
@@ -385,6 +389,10 @@ pub struct CallRecord {
     pub gsi2pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi2sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi3pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi3sk: Option<String>,
     /// `keys::CALL_ARRIVAL_SORT`: puts the call at the end of its transcript's arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsi2sk: Option<String>,
@@ -438,6 +446,7 @@ impl CallRecord {
             final_status: c.status.is_final().then_some(c.status),
             recording_file: None,
             unconfirmed_since: None,
+            swept_at: None,
             analysis: None,
             summary: None,
             sentiment: None,
@@ -446,6 +455,8 @@ impl CallRecord {
             gsi1sk: None,
             gsi2pk: None,
             gsi2sk: None,
+            gsi3pk: None,
+            gsi3sk: None,
             lsi2sk: None,
         }
     }

@@ -16,4 +16,5 @@ mod openapi;
 mod resources;
 mod runtimes;
 mod sessions;
+mod sweeper;
 mod tenancy;

@@ -2,7 +2,7 @@
 //! routers agree on every route; the resource definition the tests and `make dev` use agrees
 //! with the template; queues have working dead-letter redrive.
 
-use callplane::resources::{GSIS, LSIS, QUEUES};
+use callplane::resources::{GSIS, KEYS_ONLY_GSIS, LSIS, QUEUES};
 use callplane_tests::{Stack, router_table};
 use http::Method;
 
@@ -46,6 +46,17 @@ fn the_template_declares_the_table_and_queues_the_code_creates() {
     let template = read("infra/template.yaml");
     for (index, pk, sk) in GSIS {
         assert!(template.contains(&format!("IndexName: {index}")), "{index}");
+        let declared = template
+            .split(&format!("IndexName: {index}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("IndexName:").next())
+            .unwrap_or_default();
+        let projection = if KEYS_ONLY_GSIS.contains(index) {
+            "ProjectionType: KEYS_ONLY"
+        } else {
+            "ProjectionType: ALL"
+        };
+        assert!(declared.contains(projection), "{index}: {projection}");
         assert!(
             template.contains(&format!("AttributeName: {pk}, KeyType: HASH")),
             "{pk}"
