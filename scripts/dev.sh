@@ -25,10 +25,12 @@ AGENT_PID=""
 TWILIO_PID=""
 DELIVER_PID=""
 TICK_PID=""
+LIVE_PID=""
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
   [ -n "$DELIVER_PID" ] && kill "$DELIVER_PID" 2>/dev/null || true
   [ -n "$TICK_PID" ] && kill "$TICK_PID" 2>/dev/null || true
+  [ -n "$LIVE_PID" ] && kill "$LIVE_PID" 2>/dev/null || true
   [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
@@ -93,7 +95,8 @@ cat <<INFO
   Twilio        account $TWILIO_ACCOUNT_SID, API $TWILIO_API_BASE
                 webhooks signed for $CALLPLANE_PUBLIC_URL/webhooks/twilio/… with TWILIO_AUTH_TOKEN
   Post-call     summary queue -> post-call function, as Lambda's SQS event source delivers it
-                (log: .local/post-call-events.log)
+                (log: .local/post-call-events.log); live-sentiment queue -> the same
+                function (log: .local/live-sentiment-events.log)
   Sweeper       the call sweeper every 60 s, as its EventBridge schedule runs it
                 (log: .local/call-sweeper.log)
   Stop          Ctrl-C
@@ -106,6 +109,10 @@ INFO
   "http://127.0.0.1:$API_PORT/2015-03-31/functions/post-call/invocations" \
   > .local/post-call-events.log 2>&1 &
 DELIVER_PID=$!
+"$ADMIN_BIN" deliver "$LIVE_SENTIMENT_QUEUE_URL" \
+  "http://127.0.0.1:$API_PORT/2015-03-31/functions/post-call/invocations" \
+  > .local/live-sentiment-events.log 2>&1 &
+LIVE_PID=$!
 # EventBridge's rate(1 minute) schedule of the call sweeper, locally.
 "$ADMIN_BIN" tick "http://127.0.0.1:$API_PORT/2015-03-31/functions/call-sweeper/invocations" \
   call-sweeper 60 > .local/call-sweeper.log 2>&1 &

@@ -75,6 +75,16 @@ impl Analyzer {
         }
     }
 
+    /// The sentiment of the customer's turns so far, for a live call: VADER whatever the
+    /// analyzer (deterministic, free, and on the scale the windows use); `None` before the
+    /// customer has spoken.
+    pub fn live_sentiment(&self, segments: &[SegmentRecord], now: Timestamp) -> Option<Sentiment> {
+        match self {
+            Analyzer::Builtin(b) => b.sentiment(segments, now),
+            Analyzer::OpenAi(o) => o.vader().sentiment(segments, now),
+        }
+    }
+
     /// Analyses one call.
     pub async fn analyze(&self, input: &Input<'_>) -> Result<Output, AnalyzerError> {
         match self {

@@ -28,6 +28,8 @@ pub struct App {
     pub telephony: Option<Telephony>,
     /// The post-call job queue (`SUMMARY_QUEUE_URL`), when configured.
     pub summary_jobs: Option<Queue>,
+    /// The live-sentiment FIFO queue (`LIVE_SENTIMENT_QUEUE_URL`), when configured.
+    pub live_sentiment: Option<Queue>,
     /// The last readiness answer and when it was computed (`service::health`).
     pub ready_cache:
         std::sync::Mutex<Option<(std::time::Instant, crate::service::health::Readiness)>>,
@@ -145,6 +147,10 @@ impl App {
             mailer,
             summary_jobs: config
                 .summary_queue_url
+                .as_ref()
+                .map(|url| Queue::new(sqs.clone(), url.clone())),
+            live_sentiment: config
+                .live_sentiment_queue_url
                 .as_ref()
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
             sqs,

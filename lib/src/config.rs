@@ -71,6 +71,9 @@ pub struct Config {
     /// The post-call job queue (`SUMMARY_QUEUE_URL`); the ingest function needs it (see
     /// [`Config::summary_queue`]).
     pub summary_queue_url: Option<String>,
+    /// The FIFO queue of live-sentiment nudges (`LIVE_SENTIMENT_QUEUE_URL`); the ingest
+    /// function needs it (see [`Config::live_sentiment_queue`]).
+    pub live_sentiment_queue_url: Option<String>,
     /// The images runtimes may be provisioned from (`RUNTIME_IMAGES`, comma-separated; an
     /// entry ending in `*` allows every reference that starts with the rest, e.g.
     /// `registry.example.com/voice-agent-runtime:*`). Default: `RUNTIME_IMAGE` (the voice-agent
@@ -199,6 +202,15 @@ impl Config {
         })
     }
 
+    /// The live-sentiment queue, or the error naming it (the ingest function calls this at
+    /// start-up to fail fast).
+    pub fn live_sentiment_queue(&self) -> Result<&str, ConfigError> {
+        self.live_sentiment_queue_url.as_deref().ok_or(ConfigError {
+            var: "LIVE_SENTIMENT_QUEUE_URL",
+            problem: "is not set (the FIFO queue live calls' sentiment updates go through)".into(),
+        })
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -315,6 +327,17 @@ impl Config {
                 problem: "must be an SQS queue URL".into(),
             });
         }
+        let live_sentiment_queue_url =
+            get("LIVE_SENTIMENT_QUEUE_URL").filter(|v| !v.trim().is_empty());
+        if let Some(url) = &live_sentiment_queue_url
+            && !((url.starts_with("http://") || url.starts_with("https://"))
+                && url.ends_with(".fifo"))
+        {
+            return Err(ConfigError {
+                var: "LIVE_SENTIMENT_QUEUE_URL",
+                problem: "must be the URL of an SQS FIFO queue (ending in .fifo)".into(),
+            });
+        }
         let runtime_images = match get("RUNTIME_IMAGES").filter(|v| !v.trim().is_empty()) {
             Some(list) => list
                 .split(',')
@@ -368,6 +391,7 @@ impl Config {
             runtime_images,
             telephony,
             summary_queue_url,
+            live_sentiment_queue_url,
             ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,

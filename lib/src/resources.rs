@@ -31,9 +31,15 @@ pub const LSIS: &[(&str, &str)] = &[("lsi1", "lsi1sk"), ("lsi2", "lsi2sk")];
 /// moved to the dead-letter queue.
 pub const QUEUES: &[(&str, i32)] = &[
     ("summary-jobs", 5),
+    ("live-sentiment", 3),
     ("campaign-jobs", 5),
     ("runtime-commands", 5),
 ];
+
+/// The FIFO queues among [`QUEUES`] (named `{name}.fifo`, their dead-letter queue FIFO too),
+/// with the delay every message waits, in seconds: the live-sentiment queue deduplicates
+/// a call's nudges per 5-second slot and delivers each slot's one message when it is over.
+pub const FIFO_QUEUES: &[(&str, i32)] = &[("live-sentiment", 5)];
 
 /// Names of one set of resources (unique per test, fixed for `make dev`).
 #[derive(Clone, Debug)]
@@ -73,10 +79,15 @@ pub async fn ensure(sdk: &SdkConfig, names: &ResourceNames) -> Result<Provisione
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut provisioned = Provisioned::default();
     for (queue, max_receives) in QUEUES {
+        let fifo_delay = FIFO_QUEUES
+            .iter()
+            .find(|(name, _)| name == queue)
+            .map(|(_, delay)| *delay);
         let url = ensure_queue(
             &sqs,
             &format!("{}{queue}", names.queue_prefix),
             *max_receives,
+            fifo_delay,
         )
         .await?;
         provisioned.queue_urls.insert((*queue).to_owned(), url);
@@ -201,15 +212,26 @@ async fn ensure_queue(
     client: &aws_sdk_sqs::Client,
     name: &str,
     max_receives: i32,
+    fifo_delay: Option<i32>,
 ) -> Result<String> {
-    let dlq_url = client
-        .create_queue()
-        .queue_name(format!("{name}-dlq"))
-        .send()
-        .await
-        .map_err(Error::internal)?
-        .queue_url
-        .unwrap_or_default();
+    let suffix = if fifo_delay.is_some() { ".fifo" } else { "" };
+    let fifo =
+        |create: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+            match fifo_delay {
+                Some(_) => create.attributes(QueueAttributeName::FifoQueue, "true"),
+                None => create,
+            }
+        };
+    let dlq_url = fifo(
+        client
+            .create_queue()
+            .queue_name(format!("{name}-dlq{suffix}")),
+    )
+    .send()
+    .await
+    .map_err(Error::internal)?
+    .queue_url
+    .unwrap_or_default();
     let dlq_arn = client
         .get_queue_attributes()
         .queue_url(&dlq_url)
@@ -221,11 +243,13 @@ async fn ensure_queue(
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .ok_or_else(|| Error::internal("dead-letter queue has no ARN"))?;
     let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string() }).to_string();
-    let url = client
-        .create_queue()
-        .queue_name(name)
+    let mut create = fifo(client.create_queue().queue_name(format!("{name}{suffix}")))
         .attributes(QueueAttributeName::RedrivePolicy, redrive)
-        .attributes(QueueAttributeName::VisibilityTimeout, "60")
+        .attributes(QueueAttributeName::VisibilityTimeout, "60");
+    if let Some(delay) = fifo_delay {
+        create = create.attributes(QueueAttributeName::DelaySeconds, delay.to_string());
+    }
+    let url = create
         .send()
         .await
         .map_err(Error::internal)?

@@ -297,6 +297,10 @@ impl Stack {
                 "SUMMARY_QUEUE_URL",
                 provisioned.queue_urls["summary-jobs"].as_str(),
             ),
+            (
+                "LIVE_SENTIMENT_QUEUE_URL",
+                provisioned.queue_urls["live-sentiment"].as_str(),
+            ),
         ]
         .into_iter()
         .chain(changes.iter().copied())

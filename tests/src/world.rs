@@ -165,8 +165,14 @@ pub async fn runtime_sim() -> (u16, runtime_sim::Shared) {
 /// them (and hidden for the queue's visibility timeout), in the event shape Lambda hands an
 /// SQS-triggered function (`{"Records":[{"messageId","receiptHandle","body",…}]}`).
 pub async fn summary_batch(stack: &Stack) -> serde_json::Value {
+    queue_batch(stack, "summary-jobs").await
+}
+
+/// The messages waiting on queue `name` (a logical name of `resources::QUEUES`), received and
+/// shaped as [`summary_batch`] does.
+pub async fn queue_batch(stack: &Stack, name: &str) -> serde_json::Value {
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
-    let url = &stack.provisioned.queue_urls["summary-jobs"];
+    let url = &stack.provisioned.queue_urls[name];
     let received = sqs
         .receive_message()
         .queue_url(url)
@@ -177,7 +183,7 @@ pub async fn summary_batch(stack: &Stack) -> serde_json::Value {
         .expect("receive from the summary queue");
     callplane::local_events::sqs_event(
         received.messages(),
-        "arn:aws:sqs:us-east-1:000000000000:summary-jobs",
+        &format!("arn:aws:sqs:us-east-1:000000000000:{name}"),
         "us-east-1",
     )
 }

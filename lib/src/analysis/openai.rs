@@ -42,6 +42,11 @@ struct AnswerSentiment {
 }
 
 impl OpenAi {
+    /// The VADER scorer its windows come from.
+    pub(super) fn vader(&self) -> &Builtin {
+        &self.windows
+    }
+
     /// An analyzer over `config`.
     pub fn new(config: OpenAiConfig) -> Self {
         let http = crate::web::client_builder()

@@ -32,7 +32,16 @@ pub const PROVIDER_END_DELAY_SECS: i32 = 20;
 /// Most segments and tool events read for one analysis (a two-hour call has ~2,000).
 const MAX_ITEMS: usize = 10_000;
 
-/// The message on the summary queue.
+/// The `job` of the post-call analysis.
+pub const POST_CALL_JOB: &str = "post_call";
+/// The `job` of a live-sentiment nudge (on the live-sentiment FIFO queue).
+pub const LIVE_JOB: &str = "live_sentiment";
+/// A live call's sentiment is computed at most once per slot of this many seconds: the
+/// ingest function's nudges carry the slot in their deduplication id, and the queue delays
+/// each message by as much, so one computation follows each slot with customer turns.
+pub const LIVE_SLOT_SECS: i64 = 5;
+
+/// The message on the summary queue (and, with `job: live_sentiment`, on the live queue).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Job {
     /// Always `post_call`.
@@ -52,7 +61,7 @@ impl Job {
     /// The job of `run_id` on `call`.
     pub fn new(call: &CallRecord, run_id: &str) -> Self {
         Self {
-            job: "post_call".to_owned(),
+            job: POST_CALL_JOB.to_owned(),
             call_id: call.id.clone(),
             establishment_id: call.establishment_id.clone(),
             run_id: run_id.to_owned(),
@@ -69,7 +78,7 @@ pub async fn queue_after_end(
     delay_secs: i32,
 ) -> Result<()> {
     let job = Job {
-        job: "post_call".to_owned(),
+        job: POST_CALL_JOB.to_owned(),
         call_id: call_id.clone(),
         establishment_id: establishment_id.clone(),
         run_id: END_RUN.to_owned(),
@@ -82,6 +91,67 @@ pub async fn queue_after_end(
     Ok(())
 }
 
+/// The sentiment of live call `job.call_id` so far, from every customer turn stored: one read
+/// of the call, the transcript, one conditional write (refused once the call has ended).
+async fn live(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
+    let call = app
+        .store
+        .call(&job.call_id)
+        .await?
+        .filter(|c| c.establishment_id == job.establishment_id)
+        .ok_or(Error::NotFound("call"))?;
+    if call.final_status.is_some() {
+        return Ok(stale(
+            "the call has ended; its analysis gives the final sentiment",
+        ));
+    }
+    let segments = segments(app, &call.id).await?;
+    let Some(sentiment) = analyzer.live_sentiment(&segments, Timestamp::now()) else {
+        return Ok(stale("the customer has not spoken yet"));
+    };
+    if app.store.put_live_sentiment(&call.id, &sentiment).await? {
+        tracing::info!(label = ?sentiment.label, score = sentiment.score, segments = segments.len(), "live sentiment stored");
+    }
+    Ok(Outcome::Done)
+}
+
+/// Nudges the live-sentiment queue for `calls` (those that got customer turns in one ingest
+/// request): one SendMessageBatch per 10 calls, each message deduplicated per call and
+/// [`LIVE_SLOT_SECS`] slot, so a call's flood of segments makes one computation per slot.
+/// Best effort: live sentiment is a view, the post-call analysis the record, so a failure is
+/// logged and never fails the ingest.
+pub async fn nudge_live(app: &App, calls: &[(CallId, EstablishmentId)]) {
+    let Some(queue) = &app.live_sentiment else {
+        return;
+    };
+    let slot = Timestamp::now().unix() / LIVE_SLOT_SECS;
+    let mut seen = std::collections::HashSet::new();
+    let entries: Vec<(String, String, serde_json::Value)> = calls
+        .iter()
+        .filter(|(call, _)| seen.insert(call.clone()))
+        .map(|(call, est)| {
+            let job = Job {
+                job: LIVE_JOB.to_owned(),
+                call_id: call.clone(),
+                establishment_id: est.clone(),
+                run_id: END_RUN.to_owned(),
+            };
+            (
+                call.to_string(),
+                format!("{call}-{slot}"),
+                serde_json::to_value(job).unwrap_or_default(),
+            )
+        })
+        .collect();
+    for chunk in entries.chunks(10) {
+        match queue.send_fifo_batch(chunk).await {
+            Ok(refused) if refused.is_empty() => {}
+            Ok(refused) => tracing::warn!(refused = refused.len(), "live-sentiment nudges refused"),
+            Err(e) => tracing::warn!(error = %e, "live-sentiment nudges not sent"),
+        }
+    }
+}
+
 /// What became of one job.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -92,11 +162,14 @@ pub enum Outcome {
     Later(String),
 }
 
-/// Runs the analysis `job` asks for, at most once per run.
-#[tracing::instrument(skip_all, fields(call_id = %job.call_id, run_id = %job.run_id))]
+/// Runs the analysis `job` asks for, at most once per run; a live-sentiment nudge updates a
+/// live call's sentiment instead ([`live`]).
+#[tracing::instrument(skip_all, fields(call_id = %job.call_id, run_id = %job.run_id, job = %job.job))]
 pub async fn run(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
-    if job.job != "post_call" {
-        return Err(Error::invalid("job", format!("unknown job `{}`", job.job)));
+    match job.job.as_str() {
+        POST_CALL_JOB => {}
+        LIVE_JOB => return live(app, analyzer, job).await,
+        other => return Err(Error::invalid("job", format!("unknown job `{other}`"))),
     }
     let call = app
         .store

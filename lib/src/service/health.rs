@@ -65,7 +65,13 @@ pub async fn readiness(app: &App) -> Readiness {
             None => Ok(()),
         }
     };
-    let (table, bucket, queue) = tokio::join!(
+    let live = async {
+        match &app.live_sentiment {
+            Some(queue) => queue.probe().await.map_err(|e| ("live-sentiment queue", e)),
+            None => Ok(()),
+        }
+    };
+    let (table, bucket, queue, live) = tokio::join!(
         async { app.store.probe().await.map_err(|e| ("table", e)) },
         async {
             match app.config.mail_transport {
@@ -75,9 +81,10 @@ pub async fn readiness(app: &App) -> Readiness {
                 crate::config::MailTransport::Ses => Ok(()),
             }
         },
-        queue
+        queue,
+        live
     );
-    let issues: Vec<String> = [table, bucket, queue]
+    let issues: Vec<String> = [table, bucket, queue, live]
         .into_iter()
         .filter_map(Result::err)
         .map(|(what, error)| {

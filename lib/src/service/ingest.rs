@@ -8,10 +8,10 @@
 
 use crate::app::App;
 use crate::auth::secret_token;
-use crate::domain::event::{Envelope, EventKind, RuntimeEvent};
+use crate::domain::event::{Envelope, EventKind, Party, RuntimeEvent};
 use crate::domain::{CallStatus, Disposition, RuntimeStatus};
 use crate::error::{Error, Result};
-use crate::ids::{CallId, RuntimeId};
+use crate::ids::{CallId, EstablishmentId, RuntimeId};
 use crate::store::records::{
     CallRecord, CallSidRecord, EventRecord, NewCall, RecordingFile, RuntimeErrorRecord,
     SegmentRecord,
@@ -82,7 +82,10 @@ pub async fn one(app: &App, token: &str, envelope: Envelope) -> Result<Accepted>
     let mut context =
         authenticate(app, token, &event.runtime_id, std::slice::from_ref(&event)).await?;
     check_runtime(&context, &event)?;
-    apply(app, &mut context, &event).await.map(Accepted::from)
+    let mut live = Vec::new();
+    let outcome = apply(app, &mut context, &event, &mut live).await?;
+    crate::service::analysis::nudge_live(app, &live).await;
+    Ok(Accepted::from(outcome))
 }
 
 /// `POST /ingest/call-events/batch`: up to [`MAX_BATCH`] events, each accepted or rejected on
@@ -120,6 +123,7 @@ pub async fn batch(app: &App, token: &str, raw: Vec<Value>) -> Result<BatchResul
     let runtime_id = first.runtime_id.clone();
     let mut context = authenticate(app, token, &runtime_id, &valid).await?;
     let mut results = Vec::with_capacity(parsed.len());
+    let mut live = Vec::new();
     for (index, event) in parsed.into_iter().enumerate() {
         let result = match event {
             Err(e) => Err(e),
@@ -128,7 +132,7 @@ pub async fn batch(app: &App, token: &str, raw: Vec<Value>) -> Result<BatchResul
             )),
             Ok(event) => match check_runtime(&context, &event) {
                 Err(e) => Err(e),
-                Ok(()) => apply(app, &mut context, &event).await,
+                Ok(()) => apply(app, &mut context, &event, &mut live).await,
             },
         };
         results.push(match result {
@@ -144,6 +148,7 @@ pub async fn batch(app: &App, token: &str, raw: Vec<Value>) -> Result<BatchResul
             Err(e) => rejected(index, e),
         });
     }
+    crate::service::analysis::nudge_live(app, &live).await;
     Ok(BatchResults { results })
 }
 
@@ -219,7 +224,14 @@ fn check_runtime(context: &IngestContext, event: &RuntimeEvent) -> Result<()> {
 }
 
 /// Applies one checked event: at most a few writes in rare races, one otherwise.
-async fn apply(app: &App, context: &mut IngestContext, event: &RuntimeEvent) -> Result<Outcome> {
+/// Stores `event`; a customer's turn stored adds its call to `live` (its live sentiment is
+/// due).
+async fn apply(
+    app: &App,
+    context: &mut IngestContext,
+    event: &RuntimeEvent,
+    live: &mut Vec<(CallId, EstablishmentId)>,
+) -> Result<Outcome> {
     let provider = event.call.provider;
     let sid = event.call.provider_call_sid.as_str();
     let mut note = None;
@@ -233,6 +245,11 @@ async fn apply(app: &App, context: &mut IngestContext, event: &RuntimeEvent) -> 
                     context.remember_call(provider, sid, guard.clone());
                 }
                 after(app, &write.call_id, event).await?;
+                if matches!(&event.kind, EventKind::TranscriptSegment(s) if s.speaker == Party::Customer)
+                    && write.segment.is_some()
+                {
+                    live.push((write.call_id.clone(), event.establishment_id.clone()));
+                }
                 return Ok(if note.is_some() {
                     Outcome::SegmentExists
                 } else {

@@ -56,3 +56,22 @@ impl Store {
             .await
     }
 }
+
+impl Store {
+    /// Stores the sentiment of call `id` so far while it is live; `Ok(false)` once the call
+    /// has ended (its post-call analysis owns the final sentiment, which a late live update
+    /// must never replace).
+    pub async fn put_live_sentiment(&self, id: &CallId, sentiment: &Sentiment) -> Result<bool> {
+        self.update_if(
+            &keys::call(id),
+            "SET sentiment = :s",
+            "attribute_exists(pk) AND attribute_not_exists(final_status)",
+            HashMap::new(),
+            HashMap::from([(
+                ":s".to_owned(),
+                serde_dynamo::to_attribute_value(sentiment)?,
+            )]),
+        )
+        .await
+    }
+}

@@ -672,3 +672,114 @@ async fn the_local_event_source_invokes_the_function_through_the_lambda_invoke_a
         "0"
     );
 }
+
+#[tokio::test]
+async fn a_live_calls_sentiment_follows_the_customer_with_one_computation_per_five_seconds() {
+    // GIVEN a live call
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    let twiml = incoming(&stack, "CA_live", CALLER, NUMBER).await;
+    let call = parameter(&twiml, "call_id").unwrap();
+
+    // WHEN the runtime floods its customer's turns at 20 a second for six seconds
+    let started = callplane::time::Timestamp::now().unix();
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(50));
+    for i in 0..120 {
+        every.tick().await;
+        let mut seg = segment(i, "That is great, thank you so much!");
+        seg["speaker"] = json!("customer");
+        post(
+            &stack,
+            &rt.token,
+            envelope(
+                &rt,
+                "CA_live",
+                "transcript_segment",
+                &format!("live-{i}"),
+                seg,
+            ),
+        )
+        .await
+        .expect(202);
+    }
+    let finished = callplane::time::Timestamp::now().unix();
+    let slots = usize::try_from(finished / 5 - started / 5 + 1).unwrap();
+
+    // THEN once the slots are over, the live queue holds one nudge per five-second slot
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let mut records = Vec::new();
+    loop {
+        let batch = callplane_tests::world::queue_batch(&stack, "live-sentiment").await;
+        let got = batch["Records"].as_array().unwrap().clone();
+        if got.is_empty() {
+            break;
+        }
+        records.extend(got);
+    }
+    assert!(
+        (1..=slots).contains(&records.len()),
+        "{} computations for 120 turns over {slots} slots",
+        records.len()
+    );
+    // WHEN the post-call function gets them as Lambda delivers the FIFO queue
+    let event: post_call::SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let response = post_call::handle(&stack.app, &builtin(), event).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    // THEN the active list shows the customer's sentiment so far (VADER: 0.784 per turn)
+    let active = stack
+        .get(
+            &format!("/calls/active?establishment_id={}", rt.est),
+            &rt.admin,
+        )
+        .await;
+    let live = active.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call_id"] == call.as_str())
+        .cloned()
+        .expect("the live call");
+    assert_eq!(live["sentiment"]["label"], "positive");
+    assert!(
+        (live["sentiment"]["score"].as_f64().unwrap() - 0.784).abs() < 1e-3,
+        "{live}"
+    );
+    assert!(live["analysis"].is_null());
+
+    // WHEN the call ends and a nudge of its last slot comes after that
+    post(
+        &stack,
+        &rt.token,
+        envelope(
+            &rt,
+            "CA_live",
+            "call_ended",
+            "live-end",
+            json!({ "ended_at": super::ingest::at(30), "duration_seconds": 30,
+                    "final_status": "completed", "hangup_by": "customer" }),
+        ),
+    )
+    .await
+    .expect(202);
+    let before = stack
+        .get(&format!("/calls/{call}"), &rt.admin)
+        .await
+        .expect(200)["sentiment"]
+        .clone();
+    let late = json!({ "Records": [{
+        "messageId": "late", "receiptHandle": "late", "eventSource": "aws:sqs",
+        "body": json!({ "job": "live_sentiment", "call_id": call, "establishment_id": rt.est }).to_string()
+    }]});
+    let response = post_call::handle(
+        &stack.app,
+        &builtin(),
+        serde_json::from_value(late).unwrap(),
+    )
+    .await;
+
+    // THEN it is done with and writes nothing: the analysis owns the ended call's sentiment
+    assert!(response.batch_item_failures.is_empty());
+    let after = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    assert_eq!(after.expect(200)["sentiment"], before);
+}
