@@ -19,6 +19,11 @@ impl Blobs {
         }
     }
 
+    /// The S3 client (streaming copies use it directly: `recordings`).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
     /// The bucket name.
     pub fn bucket(&self) -> &str {
         &self.bucket

@@ -90,6 +90,9 @@ pub struct Config {
     pub analyzer: AnalyzerKind,
     /// When the sweeper ends a call whose end never came (see `service::sweeper`).
     pub sweep: SweepConfig,
+    /// Copying external recordings into the bucket (`RECORDING_MAX_BYTES`, default 512 MiB;
+    /// `RECORDING_TIMEOUT_SECS`, default 45, below the post-call function's 60 s timeout).
+    pub recording_limits: crate::recordings::Limits,
 }
 
 /// The sweeper's limits. A live call is ended as `failed` / `no_end_reported` when it has run
@@ -384,7 +387,24 @@ impl Config {
             grace_secs: seconds("SWEEP_GRACE_SECONDS", 120, 30..=3600)?,
             idle_secs: seconds("SWEEP_IDLE_SECONDS", 600, 60..=86_400)?,
         };
+        let max_bytes = get("RECORDING_MAX_BYTES")
+            .filter(|v| !v.trim().is_empty())
+            .map_or(Some(512 * 1024 * 1024), |v| v.trim().parse::<u64>().ok())
+            .filter(|n| (1024..=5 * 1024 * 1024 * 1024).contains(n))
+            .ok_or(ConfigError {
+                var: "RECORDING_MAX_BYTES",
+                problem: "must be bytes from 1024 to 5 GiB".into(),
+            })?;
+        let recording_limits = crate::recordings::Limits {
+            max_bytes,
+            timeout: std::time::Duration::from_secs(u64::from(seconds(
+                "RECORDING_TIMEOUT_SECS",
+                45,
+                1..=840,
+            )?)),
+        };
         Ok(Self {
+            recording_limits,
             sweep,
             analyzer,
             api_base_path,

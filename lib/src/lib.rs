@@ -43,6 +43,7 @@ pub mod local_events;
 pub mod mail;
 pub mod openapi;
 pub mod queues;
+pub mod recordings;
 pub mod resources;
 pub mod service;
 pub mod store;

@@ -88,6 +88,8 @@ struct Inner {
     list_lags: bool,
     /// The account owns every number it is asked about (`make dev`'s stand-in).
     owns_all: bool,
+    /// Recording media requests answered (authorized ones).
+    recording_fetches: u32,
 }
 
 /// A running stand-in.
@@ -120,6 +122,10 @@ impl FakeTwilio {
             )
             .route("/2010-04-01/Accounts/{account}/Calls/{sid}", post(update))
             .route(
+                "/2010-04-01/Accounts/{account}/Recordings/{sid}",
+                get(recording_media),
+            )
+            .route(
                 "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json",
                 get(list_numbers),
             )
@@ -132,6 +138,22 @@ impl FakeTwilio {
             axum::serve(listener, router).await.expect("serve");
         });
         Self { base_url, inner }
+    }
+
+    /// How many recording media requests it answered with the account's credentials.
+    pub fn recording_fetches(&self) -> u32 {
+        self.inner.lock().expect("lock").recording_fetches
+    }
+
+    /// The media of recording `sid` as [`FakeTwilio`] serves it (`RE_big…`: 9 MiB, more than
+    /// one multipart part; others: 64 KiB), deterministic bytes.
+    pub fn recording_body(sid: &str) -> Vec<u8> {
+        let len = if sid.starts_with("RE_big") {
+            9 * 1024 * 1024 + 123
+        } else {
+            64 * 1024
+        };
+        (0..len).map(|i: usize| (i % 251) as u8).collect()
     }
 
     /// Every call request sent so far (number updates are seen through [`FakeTwilio::number`]).
@@ -445,4 +467,38 @@ async fn update(
     let sid = sid.trim_end_matches(".json");
     let body = json!({ "sid": sid, "account_sid": account, "status": "in-progress" });
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// `GET /2010-04-01/Accounts/{account}/Recordings/{sid}`: the recording's media (WAV, as Twilio
+/// answers a RecordingUrl without an extension), with the account's Basic auth.
+/// `RE_redirect_private…` redirects to a loopback address, as a hostile or broken origin might;
+/// `RE_missing…` is 404.
+async fn recording_media(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((account, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorized(&account, &headers) {
+        return *r;
+    }
+    inner.lock().expect("lock").recording_fetches += 1;
+    if sid.starts_with("RE_redirect_private") {
+        return (
+            StatusCode::FOUND,
+            [("location", "http://169.254.169.254/latest/meta-data/")],
+        )
+            .into_response();
+    }
+    if sid.starts_with("RE_missing") {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"code": 20404, "message": "not found", "status": 404})),
+        )
+            .into_response();
+    }
+    (
+        [("content-type", "audio/x-wav")],
+        FakeTwilio::recording_body(&sid),
+    )
+        .into_response()
 }

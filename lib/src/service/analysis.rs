@@ -169,6 +169,9 @@ pub async fn run(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
     match job.job.as_str() {
         POST_CALL_JOB => {}
         LIVE_JOB => return live(app, analyzer, job).await,
+        crate::service::recordings::COPY_JOB => {
+            return crate::service::recordings::copy(app, job).await;
+        }
         other => return Err(Error::invalid("job", format!("unknown job `{other}`"))),
     }
     let call = app

@@ -627,9 +627,13 @@ pub async fn tool_log(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecordingAccess {
     pub call_id: CallId,
-    /// `available` (`url` works until `expires_at`) or `pending` (the recording is kept
-    /// elsewhere until the post-call worker copies it into storage).
+    /// `available` (`url` works until `expires_at`), `pending` (the recording is kept
+    /// elsewhere until the post-call worker copies it into storage; `error` says why the last
+    /// try failed, if one did) or `failed` (it cannot be copied: `error` says why).
     pub status: &'static str,
+    /// Why bringing the recording in failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub url: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub content_type: Option<String>,
@@ -654,11 +658,12 @@ pub async fn recording(app: &App, principal: &Principal, id: &CallId) -> Result<
             };
             RecordingAccess {
                 call_id: call.id.clone(),
-                status: if url.is_some() {
-                    "available"
-                } else {
-                    "pending"
+                status: match (&url, file.copy_status.as_deref()) {
+                    (Some(_), _) => "available",
+                    (None, Some("failed")) => "failed",
+                    (None, _) => "pending",
                 },
+                error: file.copy_error.clone().filter(|_| url.is_none()),
                 expires_at: url
                     .as_ref()
                     .map(|_| Timestamp::now().plus_secs(RECORDING_URL_TTL_SECS as i64)),
@@ -671,6 +676,7 @@ pub async fn recording(app: &App, principal: &Principal, id: &CallId) -> Result<
         (None, Some(provider)) => RecordingAccess {
             call_id: call.id.clone(),
             status: "pending",
+            error: None,
             url: None,
             expires_at: None,
             content_type: None,

@@ -449,6 +449,9 @@ fn effect(app: &App, event: &RuntimeEvent, now: Timestamp) -> Option<CallEffect>
             content_type: content_type.clone(),
             duration_seconds: *duration_seconds,
             reported_at: now,
+            copy_status: None,
+            copy_error: None,
+            bytes: None,
         })),
         _ => None,
     }
@@ -466,13 +469,22 @@ pub fn bucket_key(bucket: &str, est: &crate::ids::EstablishmentId, url: &str) ->
     ours.then(|| key.to_owned())
 }
 
-/// After a `call_ended` is stored (or seen again): the post-call job. Queued at least once;
-/// the worker keys its work by call id.
+/// After a `call_ended` is stored (or seen again): the post-call job; after a recording
+/// outside our bucket is reported: its copy. Queued at least once; the worker keys its work
+/// by call id.
 async fn after(app: &App, call_id: &CallId, event: &RuntimeEvent) -> Result<()> {
-    if !matches!(event.kind, EventKind::CallEnded { .. }) {
-        return Ok(());
+    let est = &event.establishment_id;
+    match &event.kind {
+        EventKind::CallEnded { .. } => {
+            crate::service::analysis::queue_after_end(app, call_id, est, 0).await
+        }
+        EventKind::RecordingAvailable { recording_url, .. }
+            if bucket_key(app.blobs.bucket(), est, recording_url).is_none() =>
+        {
+            crate::service::recordings::queue_copy(app, call_id, est).await
+        }
+        _ => Ok(()),
     }
-    crate::service::analysis::queue_after_end(app, call_id, &event.establishment_id, 0).await
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod members;
 pub mod phone_numbers;
 pub mod readiness;
+pub mod recordings;
 pub mod routing;
 pub mod runtimes;
 pub mod sweeper;

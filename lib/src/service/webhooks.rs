@@ -243,8 +243,16 @@ pub async fn recording_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
     let Some(call_id) = call_of(app, hook).await? else {
         return Ok(());
     };
-    app.store.record_recording(&call_id, &recording).await?;
+    let stored = app.store.record_recording(&call_id, &recording).await?;
     tracing::info!(%call_id, recording_sid = %recording.provider_recording_sid, status, "recording");
+    if stored && status == "completed" && !recording.url.is_empty() {
+        let call = app
+            .store
+            .call(&call_id)
+            .await?
+            .ok_or(Error::NotFound("call"))?;
+        crate::service::recordings::queue_copy(app, &call_id, &call.establishment_id).await?;
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 
 use super::records::{
     AuditRecord, CallRecord, CallSidRecord, EstablishmentRecord, EstablishmentRuntimeRecord,
-    HandoffRecord, OutboundRequestRecord, RecordingRef, UserRecord,
+    HandoffRecord, OutboundRequestRecord, RecordingFile, RecordingRef, UserRecord,
 };
 use super::{Item, Store, Tx, TxError, keys, n, s};
 use crate::domain::{AnsweredBy, CallStatus, E164, NumberProvider};
@@ -387,5 +387,24 @@ impl Store {
         )
         .await
         .map(drop)
+    }
+}
+
+impl Store {
+    /// Stores what became of copying call `id`'s recording (`service::recordings`), unless
+    /// another recording was reported meanwhile (a different URL); `Ok(false)` then.
+    pub async fn put_recording_copy(&self, id: &CallId, file: &RecordingFile) -> Result<bool> {
+        self.update_if(
+            &keys::call(id),
+            "SET recording_file = :f",
+            "attribute_exists(pk) AND (attribute_not_exists(recording_file) \
+             OR recording_file.#url = :url)",
+            HashMap::from([("#url".to_owned(), "url".to_owned())]),
+            HashMap::from([
+                (":f".to_owned(), serde_dynamo::to_attribute_value(file)?),
+                (":url".to_owned(), s(file.url.as_str())),
+            ]),
+        )
+        .await
     }
 }

@@ -475,6 +475,15 @@ pub struct RecordingFile {
     pub content_type: String,
     pub duration_seconds: Option<u32>,
     pub reported_at: Timestamp,
+    /// Bringing it into the bucket (`service::recordings`): `retrying` or `failed`, with the
+    /// last error; absent until a copy was tried, and once it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_error: Option<String>,
+    /// Its size in the bucket, once copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// `CALL#{call}` / `EVT#{idempotency key}`: one runtime event on the call's timeline (also the

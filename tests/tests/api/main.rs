@@ -13,6 +13,7 @@ mod ingest;
 mod lambda_adapter;
 mod m0_acceptance;
 mod openapi;
+mod recordings;
 mod resources;
 mod runtimes;
 mod sessions;
