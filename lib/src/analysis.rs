@@ -5,7 +5,10 @@
 //! Python reference's scores); `openai` asks any OpenAI-compatible endpoint (`openai.rs`).
 //! The worker that claims, runs and stores an analysis is `service::analysis`.
 
+mod bedrock;
 mod openai;
+mod prompt;
+pub use bedrock::Bedrock;
 pub use openai::OpenAi;
 
 use crate::domain::analysis::{AnalysisSection, Sentiment, SentimentLabel, SentimentWindow};
@@ -54,15 +57,21 @@ pub enum Analyzer {
     Builtin(Builtin),
     /// An OpenAI-compatible chat completions endpoint.
     OpenAi(OpenAi),
+    /// Amazon Bedrock Converse.
+    Bedrock(Bedrock),
 }
 
 impl Analyzer {
     /// The analyzer `kind` configures.
-    pub fn new(kind: &crate::config::AnalyzerKind) -> Self {
+    /// `sdk` gives Bedrock its credentials, region and endpoint.
+    pub fn new(kind: &crate::config::AnalyzerKind, sdk: &aws_config::SdkConfig) -> Self {
         match kind {
             crate::config::AnalyzerKind::Builtin => Analyzer::Builtin(Builtin::default()),
             crate::config::AnalyzerKind::OpenAi(config) => {
                 Analyzer::OpenAi(OpenAi::new(config.clone()))
+            }
+            crate::config::AnalyzerKind::Bedrock(config) => {
+                Analyzer::Bedrock(Bedrock::new(config.clone(), sdk))
             }
         }
     }
@@ -72,6 +81,7 @@ impl Analyzer {
         match self {
             Analyzer::Builtin(_) => "builtin",
             Analyzer::OpenAi(_) => "openai",
+            Analyzer::Bedrock(_) => "bedrock",
         }
     }
 
@@ -82,6 +92,7 @@ impl Analyzer {
         match self {
             Analyzer::Builtin(b) => b.sentiment(segments, now),
             Analyzer::OpenAi(o) => o.vader().sentiment(segments, now),
+            Analyzer::Bedrock(b) => b.vader().sentiment(segments, now),
         }
     }
 
@@ -90,6 +101,7 @@ impl Analyzer {
         match self {
             Analyzer::Builtin(b) => Ok(b.analyze(input)),
             Analyzer::OpenAi(o) => o.analyze(input).await,
+            Analyzer::Bedrock(b) => b.analyze(input).await,
         }
     }
 }

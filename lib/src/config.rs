@@ -10,6 +10,19 @@ pub enum AnalyzerKind {
     Builtin,
     /// Any OpenAI-compatible `/chat/completions` endpoint (`ANALYZER=openai`).
     OpenAi(OpenAiConfig),
+    /// Amazon Bedrock Converse with the function's IAM role (`ANALYZER=bedrock`).
+    Bedrock(BedrockConfig),
+}
+
+/// The Bedrock analyzer's settings; the endpoint is the SDK's (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`
+/// overrides it, as for every AWS service).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BedrockConfig {
+    /// `BEDROCK_MODEL_ID`, default `amazon.nova-lite-v1:0`: a model or inference profile
+    /// that supports Converse's structured output.
+    pub model_id: String,
+    /// One request's limit (`ANALYZER_TIMEOUT_MS`, default 30000).
+    pub timeout: std::time::Duration,
 }
 
 /// An OpenAI-compatible analyzer's settings.
@@ -85,7 +98,7 @@ pub struct Config {
     /// as a custom domain's API mapping may. Requests are answered with and without it.
     pub api_base_path: Option<String>,
     /// Which analyzer the post-call worker uses (`ANALYZER`): `builtin` (default; offline,
-    /// no key) or `openai`. `bedrock` is not built yet and is refused at start-up rather than
+    /// no key), `openai` or `bedrock`. Anything else is refused at start-up rather than
     /// silently replaced.
     pub analyzer: AnalyzerKind,
     /// When the sweeper ends a call whose end never came (see `service::sweeper`).
@@ -272,8 +285,23 @@ impl Config {
                 });
             }
         };
+        let analyzer_timeout = || {
+            or("ANALYZER_TIMEOUT_MS", "30000")
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (100..=600_000).contains(ms))
+                .map(std::time::Duration::from_millis)
+                .ok_or(ConfigError {
+                    var: "ANALYZER_TIMEOUT_MS",
+                    problem: "must be milliseconds from 100 to 600000".into(),
+                })
+        };
         let analyzer = match or("ANALYZER", "builtin").as_str() {
             "builtin" => AnalyzerKind::Builtin,
+            "bedrock" => AnalyzerKind::Bedrock(BedrockConfig {
+                model_id: or("BEDROCK_MODEL_ID", "amazon.nova-lite-v1:0"),
+                timeout: analyzer_timeout()?,
+            }),
             "openai" => {
                 let base_url = or("OPENAI_BASE_URL", "https://api.openai.com/v1");
                 if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -282,27 +310,17 @@ impl Config {
                         problem: "must be an http(s) URL".into(),
                     });
                 }
-                let timeout_ms = or("ANALYZER_TIMEOUT_MS", "30000")
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|ms| (100..=600_000).contains(ms))
-                    .ok_or(ConfigError {
-                        var: "ANALYZER_TIMEOUT_MS",
-                        problem: "must be milliseconds from 100 to 600000".into(),
-                    })?;
                 AnalyzerKind::OpenAi(OpenAiConfig {
                     base_url: base_url.trim_end_matches('/').to_owned(),
                     api_key: Secret::new(required("OPENAI_API_KEY")?),
                     model: or("OPENAI_MODEL", "gpt-4.1-mini"),
-                    timeout: std::time::Duration::from_millis(timeout_ms),
+                    timeout: analyzer_timeout()?,
                 })
             }
             other => {
                 return Err(ConfigError {
                     var: "ANALYZER",
-                    problem: format!(
-                        "must be `builtin` or `openai` (`bedrock` is not built yet), not `{other}`"
-                    ),
+                    problem: format!("must be `builtin`, `openai` or `bedrock`, not `{other}`"),
                 });
             }
         };
@@ -585,8 +603,13 @@ mod tests {
         };
         assert_eq!(openai.base_url, "https://llm.example/v1");
         assert_eq!(openai.model, "gpt-4.1-mini");
-        let bedrock = with(&[("ANALYZER", "bedrock")]).unwrap_err().to_string();
-        assert!(bedrock.contains("ANALYZER"), "{bedrock}");
+        let AnalyzerKind::Bedrock(bedrock) = with(&[("ANALYZER", "bedrock")]).unwrap().analyzer
+        else {
+            panic!("not the bedrock analyzer");
+        };
+        assert_eq!(bedrock.model_id, "amazon.nova-lite-v1:0");
+        let unknown = with(&[("ANALYZER", "gemini")]).unwrap_err().to_string();
+        assert!(unknown.contains("ANALYZER"), "{unknown}");
     }
 
     #[test]

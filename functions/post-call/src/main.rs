@@ -1,13 +1,18 @@
 //! Lambda entry point: state and the configured analyzer built once at cold start, then every
-//! SQS batch from the summary queue goes to `post_call::handle`.
+//! SQS batch from the summary and live-sentiment queues goes to `post_call::handle`.
 
 use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     callplane::telemetry::init();
-    let app = callplane::App::from_env().await?;
-    let analyzer = Arc::new(callplane::analysis::Analyzer::new(&app.config.analyzer));
+    let config = callplane::config::Config::from_env()?;
+    let sdk = callplane::aws::load().await;
+    let app = Arc::new(callplane::App::new(config, &sdk));
+    let analyzer = Arc::new(callplane::analysis::Analyzer::new(
+        &app.config.analyzer,
+        &sdk,
+    ));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<post_call::SqsEvent>| {
             let (app, analyzer) = (app.clone(), analyzer.clone());

@@ -86,7 +86,10 @@ async fn pinned_world(stack: &Stack) -> Rt {
 }
 
 fn builtin() -> Analyzer {
-    Analyzer::new(&AnalyzerKind::Builtin)
+    Analyzer::new(
+        &AnalyzerKind::Builtin,
+        &aws_config::SdkConfig::builder().build(),
+    )
 }
 
 #[tokio::test]
@@ -405,12 +408,15 @@ fn completion(content: &Value) -> String {
 }
 
 fn openai(base_url: &str) -> Analyzer {
-    Analyzer::new(&AnalyzerKind::OpenAi(callplane::config::OpenAiConfig {
-        base_url: base_url.to_owned(),
-        api_key: callplane::config::Secret::new("sk-test"),
-        model: "gpt-test".to_owned(),
-        timeout: std::time::Duration::from_secs(5),
-    }))
+    Analyzer::new(
+        &AnalyzerKind::OpenAi(callplane::config::OpenAiConfig {
+            base_url: base_url.to_owned(),
+            api_key: callplane::config::Secret::new("sk-test"),
+            model: "gpt-test".to_owned(),
+            timeout: std::time::Duration::from_secs(5),
+        }),
+        &aws_config::SdkConfig::builder().build(),
+    )
 }
 
 #[tokio::test]
@@ -782,4 +788,180 @@ async fn a_live_calls_sentiment_follows_the_customer_with_one_computation_per_fi
     assert!(response.batch_item_failures.is_empty());
     let after = stack.get(&format!("/calls/{call}"), &rt.admin).await;
     assert_eq!(after.expect(200)["sentiment"], before);
+}
+
+/// A canned Converse answer: HTTP status, `x-amzn-ErrorType`, body.
+type ConverseAnswer = (u16, &'static str, String);
+
+/// A Bedrock Runtime endpoint: answers `POST /model/{modelId}/converse` with the next canned
+/// `(status, error type, body)` and keeps every request (model id, `Authorization`, JSON body).
+#[derive(Clone, Default)]
+struct ConverseStandIn {
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<ConverseAnswer>>>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
+}
+
+impl ConverseStandIn {
+    async fn start(answers: Vec<ConverseAnswer>) -> (Self, String) {
+        let this = Self::default();
+        this.answers.lock().unwrap().extend(answers);
+        let state = this.clone();
+        let app = axum::Router::new().route(
+            "/model/{model}/converse",
+            axum::routing::post(
+                move |axum::extract::Path(model): axum::extract::Path<String>,
+                      headers: http::HeaderMap,
+                      body: axum::body::Bytes| {
+                    let state = state.clone();
+                    async move {
+                        let auth = headers
+                            .get("authorization")
+                            .map(|v| v.to_str().unwrap().to_owned())
+                            .unwrap_or_default();
+                        let body: Value = serde_json::from_slice(&body).unwrap();
+                        state.requests.lock().unwrap().push((model, auth, body));
+                        let (status, kind, body) =
+                            state.answers.lock().unwrap().pop_front().unwrap_or((
+                                500,
+                                "InternalServerException",
+                                r#"{"message":"no answer left"}"#.to_owned(),
+                            ));
+                        (
+                            http::StatusCode::from_u16(status).unwrap(),
+                            [
+                                ("content-type", "application/json"),
+                                ("x-amzn-errortype", kind),
+                            ],
+                            body,
+                        )
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (this, base)
+    }
+}
+
+#[tokio::test]
+async fn the_bedrock_analyzer_sends_a_signed_converse_request_with_the_schema_and_stores_the_answer()
+ {
+    // GIVEN an ended call of a version with an analysis section, and a Converse endpoint that
+    // refuses the first request as invalid, then answers
+    let stack = Stack::new().await;
+    let rt = pinned_world(&stack).await;
+    let call = ended_call(
+        &stack,
+        &rt,
+        "CA_bedrock",
+        &[
+            (
+                0,
+                "customer",
+                "Hi, I would like to book an appointment for Monday.",
+            ),
+            (5, "agent", "Sure, Monday at ten works."),
+        ],
+        30,
+    )
+    .await;
+    let answer = json!({ "summary": "Booked for Monday at ten.",
+                         "sentiment": { "label": "positive", "score": 0.7 },
+                         "success": true, "data": { "intent": "billing-and-more" } });
+    let converse = json!({
+        "output": { "message": { "role": "assistant", "content": [{ "text": answer.to_string() }] } },
+        "stopReason": "end_turn",
+        "usage": { "inputTokens": 120, "outputTokens": 40, "totalTokens": 160 },
+        "metrics": { "latencyMs": 420 }
+    });
+    let (bedrock, base) = ConverseStandIn::start(vec![
+        (
+            400,
+            "ValidationException",
+            r#"{"message":"The model is warming up"}"#.to_owned(),
+        ),
+        (200, "", converse.to_string()),
+    ])
+    .await;
+    // The function's SDK configuration, pointed at the stand-in as AWS_ENDPOINT_URL_BEDROCK_RUNTIME would
+    let sdk = stack.sdk.to_builder().endpoint_url(&base).build();
+    let analyzer = Analyzer::new(
+        &AnalyzerKind::Bedrock(callplane::config::BedrockConfig {
+            model_id: "amazon.nova-lite-v1:0".to_owned(),
+            timeout: std::time::Duration::from_secs(5),
+        }),
+        &sdk,
+    );
+    let batch = summary_batch(&stack).await;
+
+    // WHEN the job is delivered, and again after the refusal
+    let first = post_call::handle(
+        &stack.app,
+        &analyzer,
+        serde_json::from_value(batch.clone()).unwrap(),
+    )
+    .await;
+    assert_eq!(first.batch_item_failures.len(), 1);
+    let pending = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    assert!(
+        pending.expect(200)["analysis"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ValidationException")
+    );
+    let second = post_call::handle(
+        &stack.app,
+        &analyzer,
+        serde_json::from_value(batch).unwrap(),
+    )
+    .await;
+    assert!(second.batch_item_failures.is_empty());
+
+    // THEN the call shows the model's analysis; a field value outside its choices is null
+    let shown = stack.get(&format!("/calls/{call}"), &rt.admin).await;
+    let shown = shown.expect(200).clone();
+    assert_eq!(shown["summary"], "Booked for Monday at ten.");
+    assert_eq!(shown["sentiment"]["label"], "positive");
+    assert_eq!(shown["sentiment"]["windows"][0]["score"], json!(0.3612));
+    assert_eq!(shown["analysis"]["analyzer"], "bedrock");
+    assert_eq!(shown["analysis"]["model"], "amazon.nova-lite-v1:0");
+    assert_eq!(shown["analysis"]["success"], true);
+    assert_eq!(shown["analysis"]["data"], json!({ "intent": null }));
+
+    // AND what was sent is Converse: SigV4 for bedrock, the model in the path, system and
+    // user text, temperature 0, and the schema as structured output
+    let requests = bedrock.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 2);
+    let (model, auth, body) = &requests[1];
+    assert_eq!(model, "amazon.nova-lite-v1:0");
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=") && auth.contains("/bedrock/aws4_request"),
+        "{auth}"
+    );
+    assert!(
+        body["system"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("An appointment was booked.")
+    );
+    assert_eq!(body["messages"][0]["role"], "user");
+    assert!(
+        body["messages"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("[00:05] Agent: Sure, Monday at ten works.")
+    );
+    assert_eq!(body["inferenceConfig"]["temperature"], json!(0.0));
+    let format = &body["outputConfig"]["textFormat"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["structure"]["jsonSchema"]["name"], "call_analysis");
+    let schema: Value = serde_json::from_str(
+        format["structure"]["jsonSchema"]["schema"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema["properties"]["data"]["required"], json!(["intent"]));
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 /// have again.
 async fn deliver(stack: &Stack) -> usize {
     let event = serde_json::from_value(summary_batch(stack).await).unwrap();
-    let analyzer = Analyzer::new(&callplane::config::AnalyzerKind::Builtin);
+    let analyzer = Analyzer::new(&callplane::config::AnalyzerKind::Builtin, &stack.sdk);
     post_call::handle(&stack.app, &analyzer, event)
         .await
         .batch_item_failures
