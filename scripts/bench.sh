@@ -25,14 +25,15 @@ coldstart=$(
   MAIL_TRANSPORT=ses AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
   TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench CALLPLANE_PUBLIC_URL=https://hooks.bench \
   SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
+  LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
   python3 scripts/coldstart.py "$RUNS" $(printf -- "$TARGET/%s " "${FUNCTIONS[@]}")
 )
 echo
-echo "| function | stripped size (MB) | cold start median (ms) | p90 (ms) | min (ms) |"
-echo "|---|---|---|---|---|"
-while IFS=$'\t' read -r name median p90 min; do
+echo "| function | stripped size (MB) | cold start median (ms) | p90 (ms) | min (ms) | RSS at start (MiB) |"
+echo "|---|---|---|---|---|---|"
+while IFS=$'\t' read -r name median p90 min rss; do
   size=$(python3 -c "import os; print(f'{os.path.getsize(\"$TARGET/$name\")/1e6:.1f}')")
-  echo "| $name | $size | $median | $p90 | $min |"
+  echo "| $name | $size | $median | $p90 | $min | $rss |"
 done <<< "$coldstart"
 echo
 log "what the API description costs: router build, first /openapi.json"
@@ -40,6 +41,7 @@ TABLE_NAME=bench-table BUCKET_NAME=bench-bucket JWT_SECRET=bench-secret-bench-se
   MAIL_TRANSPORT=ses AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
   TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench CALLPLANE_PUBLIC_URL=https://hooks.bench \
   SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
+  LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
   cargo run -q --release -p callplane-tests --bin bench-router
 echo
 
@@ -49,6 +51,9 @@ start_emulator "$port" .local/moto-bench.log
 trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
 emulator_env "$port"
 cargo run -q -p callplane-tests --bin bench-round-trips
+echo
+log "post-call: call_ended to summary, live sentiment lag, a 2,000-segment analysis"
+cargo run -q -p callplane-tests --bin bench-post-call
 echo
 if docker info >/dev/null 2>&1; then
   scripts/runtime-sim-image.sh
