@@ -472,7 +472,7 @@ async fn update(
 /// `GET /2010-04-01/Accounts/{account}/Recordings/{sid}`: the recording's media (WAV, as Twilio
 /// answers a RecordingUrl without an extension), with the account's Basic auth.
 /// `RE_redirect_private…` redirects to a loopback address, as a hostile or broken origin might;
-/// `RE_missing…` is 404.
+/// `RE_missing…` is 404; `RE_unavailable…` is 503.
 async fn recording_media(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path((account, sid)): Path<(String, String)>,
@@ -488,6 +488,9 @@ async fn recording_media(
             [("location", "http://169.254.169.254/latest/meta-data/")],
         )
             .into_response();
+    }
+    if sid.starts_with("RE_unavailable") {
+        return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
     }
     if sid.starts_with("RE_missing") {
         return (

@@ -452,6 +452,7 @@ fn effect(app: &App, event: &RuntimeEvent, now: Timestamp) -> Option<CallEffect>
             copy_status: None,
             copy_error: None,
             bytes: None,
+            copy_attempts: 0,
         })),
         _ => None,
     }

@@ -4,8 +4,8 @@
 //! (`crate::recordings` does the safe streaming fetch), after which `GET /calls/{id}/recording`
 //! answers `available`. What became of the copy is on the call's `recording_file`
 //! (`copy_status` `retrying` | `failed`, `copy_error`), so a failure is visible; transient
-//! failures are retried by SQS, permanent ones (a refused address, a 4xx, over the size cap)
-//! are not.
+//! failures (unreachable, 5xx, a timeout) are retried by SQS up to [`MAX_COPY_ATTEMPTS`], then
+//! `failed`; permanent ones (a refused address, a 4xx, over the size cap) are not retried.
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -15,6 +15,9 @@ use crate::service::analysis::{Job, Outcome};
 use crate::service::ingest::RECORDINGS_PREFIX;
 use crate::store::records::RecordingFile;
 use crate::time::Timestamp;
+
+/// Copies tried before a failure that may pass (a timeout, a 5xx) is final.
+pub const MAX_COPY_ATTEMPTS: u32 = 3;
 
 /// The `job` that copies a call's recording (on the summary queue).
 pub const COPY_JOB: &str = "recording_copy";
@@ -60,6 +63,7 @@ pub async fn copy(app: &App, job: &Job) -> Result<Outcome> {
             copy_status: None,
             copy_error: None,
             bytes: None,
+            copy_attempts: 0,
         },
         _ => return Ok(Outcome::Done),
     };
@@ -104,9 +108,24 @@ pub async fn copy(app: &App, job: &Job) -> Result<Outcome> {
             Outcome::Done
         }
         Err(CopyError::Transient(why)) => {
-            file.copy_status = Some("retrying".to_owned());
-            file.copy_error = Some(why.clone());
-            Outcome::Later(why)
+            file.copy_attempts += 1;
+            if file.copy_attempts >= MAX_COPY_ATTEMPTS {
+                tracing::warn!(
+                    why,
+                    attempts = file.copy_attempts,
+                    "recording copy given up"
+                );
+                file.copy_status = Some("failed".to_owned());
+                file.copy_error = Some(format!(
+                    "gave up after {} attempts: {why}",
+                    file.copy_attempts
+                ));
+                Outcome::Done
+            } else {
+                file.copy_status = Some("retrying".to_owned());
+                file.copy_error = Some(why.clone());
+                Outcome::Later(why)
+            }
         }
     };
     if !app.store.put_recording_copy(&call.id, &file).await? {

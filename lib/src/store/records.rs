@@ -484,6 +484,9 @@ pub struct RecordingFile {
     /// Its size in the bucket, once copied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// Copies tried and failed for a reason that may pass (`service::recordings`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub copy_attempts: u32,
 }
 
 /// `CALL#{call}` / `EVT#{idempotency key}`: one runtime event on the call's timeline (also the
@@ -601,4 +604,9 @@ pub struct StoredError {
     pub status: u16,
     pub code: String,
     pub message: String,
+}
+
+/// Serde helper: leaves a zero count out of the item.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

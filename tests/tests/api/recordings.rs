@@ -177,3 +177,78 @@ async fn a_recording_over_the_size_cap_is_refused_without_storing_it() {
         .unwrap();
     assert!(stored.is_none());
 }
+
+#[tokio::test]
+async fn an_unreachable_recording_is_retried_then_failed_with_the_reason() {
+    // GIVEN a call whose Twilio recording answers 503 every time
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    let twiml = incoming(&stack, "CA_rec_503", CALLER, NUMBER).await;
+    let call = parameter(&twiml, "call_id").unwrap();
+    twilio_recording(&stack, "CA_rec_503", "RE_unavailable1").await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = stack.provisioned.queue_urls["summary-jobs"].clone();
+    let analyzer = Analyzer::new(&callplane::config::AnalyzerKind::Builtin, &stack.sdk);
+
+    // WHEN SQS delivers the job again after each failure (the visibility timeout cut short)
+    let mut rounds = Vec::new();
+    for _ in 0..4 {
+        let batch = summary_batch(&stack).await;
+        if batch["Records"].as_array().unwrap().is_empty() {
+            break;
+        }
+        let response = post_call::handle(
+            &stack.app,
+            &analyzer,
+            serde_json::from_value(batch.clone()).unwrap(),
+        )
+        .await;
+        rounds.push(response.batch_item_failures.len());
+        let access = recording(&stack, &rt.admin, &call).await;
+        rounds.push(usize::from(access["status"] == "failed"));
+        // as Lambda does: a reported failure comes back, the rest is deleted
+        for record in batch["Records"].as_array().unwrap() {
+            let handle = record["receiptHandle"].as_str().unwrap();
+            let failed = response
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == record["messageId"].as_str().unwrap());
+            if failed {
+                sqs.change_message_visibility()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    // THEN two tries come back pending with the reason, the third gives up
+    assert_eq!(
+        rounds,
+        vec![1, 0, 1, 0, 0, 1],
+        "(failures reported, failed shown) per round"
+    );
+    let access = recording(&stack, &rt.admin, &call).await;
+    assert!(
+        access["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 3 attempts"),
+        "{access}"
+    );
+    assert!(
+        access["error"].as_str().unwrap().contains("503"),
+        "{access}"
+    );
+    assert_eq!(stack.twilio.recording_fetches(), 3);
+}
