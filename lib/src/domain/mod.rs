@@ -8,6 +8,7 @@ mod email;
 mod establishment;
 pub mod event;
 mod phone;
+pub mod phone_zones;
 mod role;
 mod runtime;
 mod telephony;
