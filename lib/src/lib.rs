@@ -39,6 +39,7 @@ pub mod hostapi;
 pub mod http;
 pub mod ids;
 pub mod json;
+pub mod leads;
 pub mod local_events;
 pub mod mail;
 pub mod openapi;

@@ -23,6 +23,35 @@ impl E164 {
         ))
     }
 
+    /// Accepts a number as people write it: with its `+` country code, or in the national
+    /// format of `region` (ISO 3166 alpha-2, e.g. `US`, `FR`); valid for its country, stored
+    /// in E.164.
+    pub fn parse_in(raw: &str, region: Option<&str>) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.starts_with('+') || raw.starts_with("00") {
+            return Self::parse(&format!(
+                "+{}",
+                raw.trim_start_matches('+').trim_start_matches("00")
+            ));
+        }
+        let Some(region) = region else {
+            return Err("has no country code and no default region to read it in".into());
+        };
+        let country: phonenumber::country::Id = region
+            .to_ascii_uppercase()
+            .parse()
+            .map_err(|_| format!("unknown region `{region}`"))?;
+        let number = phonenumber::parse(Some(country), raw).map_err(|e| e.to_string())?;
+        if !phonenumber::is_valid(&number) {
+            return Err(format!(
+                "is not a valid phone number in {region} or elsewhere"
+            ));
+        }
+        Ok(Self(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
     /// The number as text.
     pub fn as_str(&self) -> &str {
         &self.0
