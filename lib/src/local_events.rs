@@ -128,7 +128,10 @@ pub fn scheduled_event(time: &crate::time::Timestamp, schedule: &str) -> Value {
 /// next tick comes anyway).
 pub async fn tick(invoke_url: String, schedule: String, every_secs: u64) {
     let http = crate::web::client_builder().build().unwrap_or_default();
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(every_secs.max(1)));
+    // The first tick comes one period after start, as a new schedule's does (and once the
+    // functions it invokes are being served).
+    let period = std::time::Duration::from_secs(every_secs.max(1));
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
