@@ -9,7 +9,6 @@
 //! (at most [`MAX_REDIRECTS`]), each target checked as an untrusted URL, and credentials are
 //! never sent to a host other than the provider's.
 
-use crate::error::Error;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use reqwest::Url;
@@ -238,6 +237,100 @@ fn redacted(url: &Url) -> String {
     shown.to_string()
 }
 
+/// A failed S3 call: transient (retried by the job).
+fn s3_error(e: impl std::fmt::Debug) -> CopyError {
+    CopyError::Transient(format!("writing to the bucket: {e:?}"))
+}
+
+/// A multipart upload in progress.
+struct Multipart<'a> {
+    s3: &'a aws_sdk_s3::Client,
+    bucket: &'a str,
+    key: &'a str,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl<'a> Multipart<'a> {
+    async fn start(
+        s3: &'a aws_sdk_s3::Client,
+        bucket: &'a str,
+        key: &'a str,
+        content_type: &str,
+    ) -> std::result::Result<Self, CopyError> {
+        let created = s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        let upload_id = created.upload_id.ok_or_else(|| s3_error("no upload id"))?;
+        Ok(Self {
+            s3,
+            bucket,
+            key,
+            upload_id,
+            parts: Vec::new(),
+        })
+    }
+
+    /// Uploads the next part.
+    async fn add(&mut self, body: Vec<u8>) -> std::result::Result<(), CopyError> {
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        let part = self
+            .s3
+            .upload_part()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(s3_error)?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(part.e_tag)
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Uploads `last` and completes the object.
+    async fn finish(&mut self, last: Vec<u8>) -> std::result::Result<(), CopyError> {
+        self.add(last).await?;
+        self.s3
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(self.parts.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    /// Drops the parts uploaded (best effort: a lifecycle rule collects what an abort misses).
+    async fn abort(&self) {
+        let _ = self
+            .s3
+            .abort_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+    }
+}
+
 /// Streams `response` into the object: one PutObject when it fits in a part, else a multipart
 /// upload (aborted on any failure, so no orphaned parts are left to bill).
 async fn upload(
@@ -248,75 +341,35 @@ async fn upload(
     content_type: &str,
     limits: Limits,
 ) -> std::result::Result<Copied, CopyError> {
-    let s3_error = |e: String| CopyError::Transient(format!("writing to the bucket: {e}"));
     let mut buffer: Vec<u8> = Vec::with_capacity(PART_BYTES);
     let mut total: u64 = 0;
-    let mut multipart: Option<(String, Vec<CompletedPart>)> = None;
-    let outcome: std::result::Result<(), CopyError> = async {
-        loop {
-            let chunk = response
-                .chunk()
-                .await
-                .map_err(|e| CopyError::Transient(format!("reading the recording: {e}")))?;
-            let Some(chunk) = chunk else { break };
+    let mut multipart: Option<Multipart<'_>> = None;
+    let streamed: std::result::Result<(), CopyError> = async {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| CopyError::Transient(format!("reading the recording: {e}")))?
+        {
             total += chunk.len() as u64;
             if total > limits.max_bytes {
                 return Err(too_big(limits));
             }
             buffer.extend_from_slice(&chunk);
             if buffer.len() >= PART_BYTES {
-                let (upload_id, parts) = match &mut multipart {
+                let body = std::mem::replace(&mut buffer, Vec::with_capacity(PART_BYTES));
+                let upload = match &mut multipart {
                     Some(m) => m,
                     None => {
-                        let created = s3
-                            .create_multipart_upload()
-                            .bucket(bucket)
-                            .key(key)
-                            .content_type(content_type)
-                            .send()
-                            .await
-                            .map_err(|e| s3_error(format!("{e:?}")))?;
-                        let id = created
-                            .upload_id
-                            .ok_or_else(|| s3_error("no upload id".into()))?;
-                        multipart.insert((id, Vec::new()))
+                        multipart.insert(Multipart::start(s3, bucket, key, content_type).await?)
                     }
                 };
-                let body = std::mem::replace(&mut buffer, Vec::with_capacity(PART_BYTES));
-                let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
-                let part = s3
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(upload_id.as_str())
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .map_err(|e| s3_error(format!("{e:?}")))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(part.e_tag)
-                        .build(),
-                );
+                upload.add(body).await?;
             }
         }
         Ok(())
     }
     .await;
-    let result = match (outcome, multipart) {
-        (Err(e), Some((upload_id, _))) => {
-            // Best effort: a lifecycle rule would collect what an abort misses.
-            let _ = s3
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .send()
-                .await;
-            Err(e)
-        }
+    let written = match (streamed, multipart) {
         (Err(e), None) => Err(e),
         (Ok(()), None) => s3
             .put_object()
@@ -327,46 +380,19 @@ async fn upload(
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| s3_error(format!("{e:?}"))),
-        (Ok(()), Some((upload_id, mut parts))) => {
-            let number = i32::try_from(parts.len() + 1).unwrap_or(i32::MAX);
-            let last = s3
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id.as_str())
-                .part_number(number)
-                .body(ByteStream::from(buffer))
-                .send()
-                .await
-                .map_err(|e| s3_error(format!("{e:?}")));
-            match last {
-                Ok(part) => {
-                    parts.push(
-                        CompletedPart::builder()
-                            .part_number(number)
-                            .set_e_tag(part.e_tag)
-                            .build(),
-                    );
-                    s3.complete_multipart_upload()
-                        .bucket(bucket)
-                        .key(key)
-                        .upload_id(upload_id)
-                        .multipart_upload(
-                            CompletedMultipartUpload::builder()
-                                .set_parts(Some(parts))
-                                .build(),
-                        )
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| s3_error(format!("{e:?}")))
-                }
+            .map_err(s3_error),
+        (streamed, Some(mut upload)) => {
+            let done = match streamed {
+                Ok(()) => upload.finish(buffer).await,
                 Err(e) => Err(e),
+            };
+            if done.is_err() {
+                upload.abort().await;
             }
+            done
         }
     };
-    result.map(|()| Copied {
+    written.map(|()| Copied {
         bytes: total,
         content_type: content_type.to_owned(),
     })
@@ -399,15 +425,6 @@ pub fn extension(content_type: &str, url: &str) -> &'static str {
                 .find(|ext| path.ends_with(&format!(".{ext}")))
         })
         .unwrap_or("bin")
-}
-
-impl From<CopyError> for Error {
-    fn from(e: CopyError) -> Self {
-        match e {
-            CopyError::Permanent(m) => Error::invalid("recording_url", m),
-            CopyError::Transient(m) => Error::Unavailable(m),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -187,3 +187,32 @@ pub async fn queue_batch(stack: &Stack, name: &str) -> serde_json::Value {
         "us-east-1",
     )
 }
+
+/// The post-call function (built-in analyzer) over `stack`, served behind the Lambda Invoke API
+/// that `cargo lambda watch` serves in `make dev`, on a free port; its invoke URL.
+pub async fn post_call_invoke_api(stack: &Stack) -> String {
+    let app = stack.app.clone();
+    let analyzer = std::sync::Arc::new(callplane::analysis::Analyzer::new(
+        &callplane::config::AnalyzerKind::Builtin,
+        &stack.sdk,
+    ));
+    let function = axum::Router::new().route(
+        "/2015-03-31/functions/post-call/invocations",
+        axum::routing::post(move |axum::Json(event): axum::Json<serde_json::Value>| {
+            let (app, analyzer) = (app.clone(), analyzer.clone());
+            async move {
+                let event = serde_json::from_value(event).expect("an SQS event");
+                axum::Json(post_call::handle(&app, &analyzer, event).await)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let invoke = format!(
+        "http://{}/2015-03-31/functions/post-call/invocations",
+        listener.local_addr().expect("an address")
+    );
+    tokio::spawn(async move { axum::serve(listener, function).await.expect("serving") });
+    invoke
+}

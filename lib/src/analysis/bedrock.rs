@@ -55,11 +55,6 @@ impl Bedrock {
         &self.windows
     }
 
-    /// The model id recorded on each analysis.
-    pub fn model(&self) -> &str {
-        &self.config.model_id
-    }
-
     pub(super) async fn analyze(&self, input: &Input<'_>) -> Result<Output, AnalyzerError> {
         let invalid = |e: aws_sdk_bedrockruntime::error::BuildError| {
             AnalyzerError::Invalid(format!("building the request: {e}"))

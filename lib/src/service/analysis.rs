@@ -44,7 +44,7 @@ pub const LIVE_SLOT_SECS: i64 = 5;
 /// The message on the summary queue (and, with `job: live_sentiment`, on the live queue).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Job {
-    /// Always `post_call`.
+    /// [`POST_CALL_JOB`], [`LIVE_JOB`] or `recordings::COPY_JOB`.
     pub job: String,
     pub call_id: CallId,
     pub establishment_id: EstablishmentId,
@@ -58,48 +58,66 @@ fn end_run() -> String {
 }
 
 impl Job {
-    /// The job of `run_id` on `call`.
+    /// The post-call job of `run_id` on `call`.
     pub fn new(call: &CallRecord, run_id: &str) -> Self {
         Self {
-            job: POST_CALL_JOB.to_owned(),
-            call_id: call.id.clone(),
-            establishment_id: call.establishment_id.clone(),
             run_id: run_id.to_owned(),
+            ..Self::of(POST_CALL_JOB, &call.id, &call.establishment_id)
         }
+    }
+
+    /// Job `kind` on call `call_id` of `establishment_id`, for the end of the call.
+    pub fn of(kind: &str, call_id: &CallId, establishment_id: &EstablishmentId) -> Self {
+        Self {
+            job: kind.to_owned(),
+            call_id: call_id.clone(),
+            establishment_id: establishment_id.clone(),
+            run_id: END_RUN.to_owned(),
+        }
+    }
+
+    /// The call it is about, if it is one of its establishment's (else `NotFound`: a job for
+    /// an unknown or foreign call is an item failure, dead-lettered after the receive count).
+    pub(crate) async fn call(&self, app: &App) -> Result<CallRecord> {
+        app.store
+            .call(&self.call_id)
+            .await?
+            .filter(|c| c.establishment_id == self.establishment_id)
+            .ok_or(Error::NotFound("call"))
     }
 }
 
+/// Puts `job` on the summary queue, visible after `delay_secs`; at least once (every job is
+/// a no-op once its work is done).
+pub async fn enqueue(app: &App, job: &Job, delay_secs: i32) -> Result<()> {
+    app.summary_jobs()?
+        .send_delayed(job, delay_secs)
+        .await
+        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
+    tracing::info!(call_id = %job.call_id, job = %job.job, delay_secs, "job queued");
+    Ok(())
+}
+
 /// Queues the post-call job of the end of call `call_id` ([`END_RUN`]), visible after
-/// `delay_secs`. At least once: a job for a run already done is a no-op.
+/// `delay_secs`.
 pub async fn queue_after_end(
     app: &App,
     call_id: &CallId,
     establishment_id: &EstablishmentId,
     delay_secs: i32,
 ) -> Result<()> {
-    let job = Job {
-        job: POST_CALL_JOB.to_owned(),
-        call_id: call_id.clone(),
-        establishment_id: establishment_id.clone(),
-        run_id: END_RUN.to_owned(),
-    };
-    app.summary_jobs()?
-        .send_delayed(&job, delay_secs)
-        .await
-        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
-    tracing::info!(%call_id, delay_secs, "post-call job queued");
-    Ok(())
+    enqueue(
+        app,
+        &Job::of(POST_CALL_JOB, call_id, establishment_id),
+        delay_secs,
+    )
+    .await
 }
 
 /// The sentiment of live call `job.call_id` so far, from every customer turn stored: one read
 /// of the call, the transcript, one conditional write (refused once the call has ended).
 async fn live(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
-    let call = app
-        .store
-        .call(&job.call_id)
-        .await?
-        .filter(|c| c.establishment_id == job.establishment_id)
-        .ok_or(Error::NotFound("call"))?;
+    let call = job.call(app).await?;
     if call.final_status.is_some() {
         return Ok(stale(
             "the call has ended; its analysis gives the final sentiment",
@@ -130,16 +148,10 @@ pub async fn nudge_live(app: &App, calls: &[(CallId, EstablishmentId)]) {
         .iter()
         .filter(|(call, _)| seen.insert(call.clone()))
         .map(|(call, est)| {
-            let job = Job {
-                job: LIVE_JOB.to_owned(),
-                call_id: call.clone(),
-                establishment_id: est.clone(),
-                run_id: END_RUN.to_owned(),
-            };
             (
                 call.to_string(),
                 format!("{call}-{slot}"),
-                serde_json::to_value(job).unwrap_or_default(),
+                serde_json::to_value(Job::of(LIVE_JOB, call, est)).unwrap_or_default(),
             )
         })
         .collect();
@@ -174,12 +186,7 @@ pub async fn run(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
         }
         other => return Err(Error::invalid("job", format!("unknown job `{other}`"))),
     }
-    let call = app
-        .store
-        .call(&job.call_id)
-        .await?
-        .filter(|c| c.establishment_id == job.establishment_id)
-        .ok_or(Error::NotFound("call"))?;
+    let call = job.call(app).await?;
     let now = Timestamp::now();
     let (expected, attempts) = match &call.analysis {
         None if job.run_id == END_RUN => (None, 0),
@@ -410,9 +417,6 @@ pub async fn rerun(app: &App, principal: &Principal, id: &CallId) -> Result<Anal
             "the analysis changed meanwhile; retry".into(),
         ));
     }
-    app.summary_jobs()?
-        .send(&Job::new(&call, &next.run_id))
-        .await
-        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
+    enqueue(app, &Job::new(&call, &next.run_id), 0).await?;
     Ok(next)
 }

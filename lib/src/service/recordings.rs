@@ -8,7 +8,7 @@
 //! `failed`; permanent ones (a refused address, a 4xx, over the size cap) are not retried.
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ids::{CallId, EstablishmentId};
 use crate::recordings::{CopyError, ProviderAccess, Source};
 use crate::service::analysis::{Job, Outcome};
@@ -24,29 +24,13 @@ pub const COPY_JOB: &str = "recording_copy";
 
 /// Queues the copy of call `call_id`'s recording; at least once (a copy done is a no-op).
 pub async fn queue_copy(app: &App, call_id: &CallId, est: &EstablishmentId) -> Result<()> {
-    let job = Job {
-        job: COPY_JOB.to_owned(),
-        call_id: call_id.clone(),
-        establishment_id: est.clone(),
-        run_id: crate::service::analysis::END_RUN.to_owned(),
-    };
-    app.summary_jobs()?
-        .send(&job)
-        .await
-        .map_err(|_| Error::Unavailable("the post-call queue is unavailable; retry".into()))?;
-    tracing::info!(%call_id, "recording copy queued");
-    Ok(())
+    crate::service::analysis::enqueue(app, &Job::of(COPY_JOB, call_id, est), 0).await
 }
 
 /// Copies the call's external recording into the bucket, if it has one not copied yet.
 #[tracing::instrument(skip_all, fields(call_id = %job.call_id))]
 pub async fn copy(app: &App, job: &Job) -> Result<Outcome> {
-    let call = app
-        .store
-        .call(&job.call_id)
-        .await?
-        .filter(|c| c.establishment_id == job.establishment_id)
-        .ok_or(Error::NotFound("call"))?;
+    let call = job.call(app).await?;
     let now = Timestamp::now();
     let mut file = match (&call.recording_file, &call.recording) {
         (Some(f), _) if f.bucket_key.is_some() || f.copy_status.as_deref() == Some("failed") => {

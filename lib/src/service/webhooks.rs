@@ -243,14 +243,12 @@ pub async fn recording_status(app: &App, hook: &TwilioWebhook) -> Result<()> {
     let Some(call_id) = call_of(app, hook).await? else {
         return Ok(());
     };
-    let stored = app.store.record_recording(&call_id, &recording).await?;
+    let call = app.store.record_recording(&call_id, &recording).await?;
     tracing::info!(%call_id, recording_sid = %recording.provider_recording_sid, status, "recording");
-    if stored && status == "completed" && !recording.url.is_empty() {
-        let call = app
-            .store
-            .call(&call_id)
-            .await?
-            .ok_or(Error::NotFound("call"))?;
+    if let Some(call) = call
+        && status == "completed"
+        && !recording.url.is_empty()
+    {
         crate::service::recordings::queue_copy(app, &call_id, &call.establishment_id).await?;
     }
     Ok(())

@@ -309,22 +309,29 @@ impl Store {
         .await
     }
 
-    /// Stores the recording reference on call `id`.
-    pub async fn record_recording(&self, id: &CallId, recording: &RecordingRef) -> Result<bool> {
-        self.update_if(
-            &keys::call(id),
-            "SET recording = :r, updated_at = :now",
-            "attribute_exists(pk)",
-            HashMap::new(),
-            HashMap::from([
-                (
-                    ":r".to_owned(),
-                    serde_dynamo::to_attribute_value(recording)?,
-                ),
-                (":now".to_owned(), s(Timestamp::now().to_string())),
-            ]),
-        )
-        .await
+    /// Stores the recording reference on call `id`; answers the call as it was before (in the
+    /// same round trip), `None` when there is no such call.
+    pub async fn record_recording(
+        &self,
+        id: &CallId,
+        recording: &RecordingRef,
+    ) -> Result<Option<CallRecord>> {
+        let (_, before) = self
+            .update_returning_old(
+                &keys::call(id),
+                "SET recording = :r, updated_at = :now",
+                "attribute_exists(pk)",
+                HashMap::new(),
+                HashMap::from([
+                    (
+                        ":r".to_owned(),
+                        serde_dynamo::to_attribute_value(recording)?,
+                    ),
+                    (":now".to_owned(), s(Timestamp::now().to_string())),
+                ]),
+            )
+            .await?;
+        before.map(Self::record).transpose()
     }
 
     /// Marks call `id` as handed off, if it is in progress; `Ok(false)` otherwise. The audit

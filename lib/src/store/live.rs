@@ -15,9 +15,6 @@ use std::collections::HashMap;
 /// The `end_reason` of a call the sweeper ended.
 pub const UNREPORTED_END: &str = "no_end_reported";
 
-/// Most keys one BatchGetItem takes.
-const BATCH_GET_MAX: usize = 100;
-
 impl Store {
     /// The live calls of shard `shard` created before `before`, oldest first: one Query of
     /// the keys-only index (per page), then the calls themselves, 100 per BatchGetItem.
@@ -43,15 +40,13 @@ impl Store {
                 None => break,
             }
         }
+        let wanted: Vec<_> = ids.iter().map(keys::call).collect();
         let mut calls = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(BATCH_GET_MAX) {
-            let wanted: Vec<_> = chunk.iter().map(keys::call).collect();
-            for (_, item) in self.batch_get(&wanted).await? {
-                let call: CallRecord = Self::record(item)?;
-                // The index is eventually consistent: a call may have ended since.
-                if call.final_status.is_none() {
-                    calls.push(call);
-                }
+        for (_, item) in self.batch_get(&wanted).await? {
+            let call: CallRecord = Self::record(item)?;
+            // The index is eventually consistent: a call may have ended since.
+            if call.final_status.is_none() {
+                calls.push(call);
             }
         }
         calls.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
@@ -63,15 +58,12 @@ impl Store {
         &self,
         ids: &[EstablishmentId],
     ) -> Result<HashMap<EstablishmentId, EstablishmentRecord>> {
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(BATCH_GET_MAX) {
-            let wanted: Vec<_> = chunk.iter().map(keys::establishment).collect();
-            for (_, item) in self.batch_get(&wanted).await? {
-                let est: EstablishmentRecord = Self::record(item)?;
-                found.insert(est.id.clone(), est);
-            }
-        }
-        Ok(found)
+        let wanted: Vec<_> = ids.iter().map(keys::establishment).collect();
+        self.batch_get(&wanted)
+            .await?
+            .into_iter()
+            .map(|(_, item)| Self::record::<EstablishmentRecord>(item).map(|e| (e.id.clone(), e)))
+            .collect()
     }
 
     /// When the runtime's latest event about `call` (by when it happened) reached us: one

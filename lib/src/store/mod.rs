@@ -68,6 +68,9 @@ impl<T> Page<T> {
     }
 }
 
+/// Most keys one BatchGetItem takes.
+const BATCH_GET_MAX: usize = 100;
+
 /// Handle on the table; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -208,9 +211,19 @@ impl Store {
         Ok(())
     }
 
-    /// One BatchGetItem round trip (plus retries of unprocessed keys, which DynamoDB returns
-    /// only under throttling). Returns the items found, by key.
+    /// The items found of `wanted`, by key: one BatchGetItem round trip per 100 keys
+    /// (DynamoDB's limit per request), plus retries of unprocessed keys (throttling, or an
+    /// answer over 16 MB).
     pub(crate) async fn batch_get(&self, wanted: &[Key]) -> Result<Vec<(Key, Item)>> {
+        let mut found = Vec::with_capacity(wanted.len());
+        for chunk in wanted.chunks(BATCH_GET_MAX) {
+            found.append(&mut self.batch_get_once(chunk).await?);
+        }
+        Ok(found)
+    }
+
+    /// [`Store::batch_get`] of at most [`BATCH_GET_MAX`] keys.
+    async fn batch_get_once(&self, wanted: &[Key]) -> Result<Vec<(Key, Item)>> {
         let mut pending: Vec<Item> = wanted.iter().map(Key::attrs).collect();
         let mut found = Vec::new();
         for attempt in 0..5 {

@@ -82,30 +82,10 @@ fn segment(sid: &str, i: i64, speaker: &str, text: &str) -> Value {
             "started_at": at, "ended_at": at.plus_secs(2), "confidence": 0.9 })
 }
 
-/// The post-call function behind a Lambda Invoke API on a free port, and the local event
-/// source delivering `queues` to it; returns the invoke URL.
+/// The post-call function behind a Lambda Invoke API, and the local event source delivering
+/// `queues` to it.
 async fn serve_function(stack: &Stack, queues: &[&str]) {
-    let app = stack.app.clone();
-    let analyzer = std::sync::Arc::new(callplane::analysis::Analyzer::new(
-        &callplane::config::AnalyzerKind::Builtin,
-        &stack.sdk,
-    ));
-    let function = axum::Router::new().route(
-        "/2015-03-31/functions/post-call/invocations",
-        axum::routing::post(move |axum::Json(event): axum::Json<Value>| {
-            let (app, analyzer) = (app.clone(), analyzer.clone());
-            async move {
-                let event = serde_json::from_value(event).unwrap();
-                axum::Json(post_call::handle(&app, &analyzer, event).await)
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let invoke = format!(
-        "http://{}/2015-03-31/functions/post-call/invocations",
-        listener.local_addr().unwrap()
-    );
-    tokio::spawn(async move { axum::serve(listener, function).await.unwrap() });
+    let invoke = callplane_tests::world::post_call_invoke_api(stack).await;
     for queue in queues {
         tokio::spawn(callplane::local_events::run(
             aws_sdk_sqs::Client::new(&stack.sdk),

@@ -4,6 +4,7 @@
 //! re-runs pinned to the version that took the call; skips; bad jobs as partial failures.
 
 use super::ingest::{CALLER, NUMBER, Rt, envelope, post, segment, world};
+use axum::response::IntoResponse as _;
 use callplane::analysis::Analyzer;
 use callplane::config::AnalyzerKind;
 use callplane_tests::Stack;
@@ -76,6 +77,25 @@ async fn ended_call(
         post(stack, &rt.token, event).await.expect(202);
     }
     call
+}
+
+/// A 30-second call on `sid`: the customer asks to book for Monday, the agent offers ten.
+async fn booking_call(stack: &Stack, rt: &Rt, sid: &str) -> String {
+    ended_call(
+        stack,
+        rt,
+        sid,
+        &[
+            (
+                0,
+                "customer",
+                "Hi, I would like to book an appointment for Monday.",
+            ),
+            (5, "agent", "Sure, Monday at ten works."),
+        ],
+        30,
+    )
+    .await
 }
 
 /// A routed runtime whose agent's published version has the `intent` section.
@@ -353,47 +373,84 @@ async fn bad_analysis_sections_are_refused_at_version_creation() {
     assert_eq!(versions.expect(200)["items"], json!([]));
 }
 
-/// A request the stand-in got: its `Authorization` header and JSON body.
-type Sent = (Option<String>, Value);
+/// A canned answer of [`LlmStandIn`]: status, headers beyond the JSON content type, body.
+struct Canned {
+    status: u16,
+    headers: Vec<(&'static str, &'static str)>,
+    body: String,
+}
 
-/// An OpenAI-compatible endpoint: answers `POST /v1/chat/completions` with the next canned
-/// `(status, body)` and keeps every request (headers and JSON body) it was sent.
+impl Canned {
+    fn new(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// A request [`LlmStandIn`] got: its path as sent, its `Authorization` header, its JSON body.
+#[derive(Clone, Debug)]
+struct Sent {
+    path: String,
+    auth: Option<String>,
+    body: Value,
+}
+
+/// An LLM endpoint (OpenAI-compatible, Bedrock Runtime): answers every POST with the next
+/// canned answer (a 500 once they run out) and keeps every request it was sent.
 #[derive(Clone, Default)]
-struct ChatStandIn {
-    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(u16, String)>>>,
+struct LlmStandIn {
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Canned>>>,
     requests: std::sync::Arc<std::sync::Mutex<Vec<Sent>>>,
 }
 
-impl ChatStandIn {
-    async fn start(answers: Vec<(u16, String)>) -> (Self, String) {
+impl LlmStandIn {
+    /// Serves on a free port; the stand-in and its base URL (`http://127.0.0.1:port`).
+    async fn start(answers: Vec<Canned>) -> (Self, String) {
         let this = Self::default();
         this.answers.lock().unwrap().extend(answers);
         let state = this.clone();
-        let app = axum::Router::new().route(
-            "/v1/chat/completions",
-            axum::routing::post(
-                move |headers: http::HeaderMap, axum::Json(body): axum::Json<Value>| {
-                    let state = state.clone();
-                    async move {
-                        let auth = headers
+        let app = axum::Router::new().fallback(axum::routing::post(
+            move |uri: http::Uri, headers: http::HeaderMap, body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    state.requests.lock().unwrap().push(Sent {
+                        path: uri.path().to_owned(),
+                        auth: headers
                             .get("authorization")
-                            .map(|v| v.to_str().unwrap().to_owned());
-                        state.requests.lock().unwrap().push((auth, body));
-                        let (status, body) = state.answers.lock().unwrap().pop_front().unwrap_or((
-                            500,
-                            r#"{"error":{"message":"no answer left"}}"#.to_owned(),
-                        ));
-                        (
-                            http::StatusCode::from_u16(status).unwrap(),
-                            [("content-type", "application/json")],
-                            body,
-                        )
+                            .map(|v| v.to_str().unwrap().to_owned()),
+                        body: serde_json::from_slice(&body).unwrap(),
+                    });
+                    let canned = state
+                        .answers
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or_else(|| Canned::new(500, r#"{"message":"no answer left"}"#));
+                    let mut response = (
+                        http::StatusCode::from_u16(canned.status).unwrap(),
+                        [("content-type", "application/json")],
+                        canned.body,
+                    )
+                        .into_response();
+                    for (name, value) in canned.headers {
+                        response
+                            .headers_mut()
+                            .insert(name, http::HeaderValue::from_static(value));
                     }
-                },
-            ),
-        );
+                    response
+                }
+            },
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (this, base)
     }
@@ -426,30 +483,16 @@ async fn the_openai_analyzer_sends_transcript_and_schema_retries_a_5xx_and_store
     // once with a 500, then answers
     let stack = Stack::new().await;
     let rt = pinned_world(&stack).await;
-    let call = ended_call(
-        &stack,
-        &rt,
-        "CA_llm",
-        &[
-            (
-                0,
-                "customer",
-                "Hi, I would like to book an appointment for Monday.",
-            ),
-            (5, "agent", "Sure, Monday at ten works."),
-        ],
-        30,
-    )
-    .await;
+    let call = booking_call(&stack, &rt, "CA_llm").await;
     let answer = json!({ "summary": "The caller booked Monday at ten.",
                          "sentiment": { "label": "positive", "score": 0.8 },
                          "success": true, "data": { "intent": "booking" } });
-    let (llm, base) = ChatStandIn::start(vec![
-        (500, r#"{"error":{"message":"overloaded"}}"#.to_owned()),
-        (200, completion(&answer)),
+    let (llm, base) = LlmStandIn::start(vec![
+        Canned::new(500, r#"{"error":{"message":"overloaded"}}"#),
+        Canned::new(200, completion(&answer)),
     ])
     .await;
-    let analyzer = openai(&base);
+    let analyzer = openai(&format!("{base}/v1"));
     let batch = summary_batch(&stack).await;
 
     // WHEN the job is delivered
@@ -499,7 +542,8 @@ async fn the_openai_analyzer_sends_transcript_and_schema_retries_a_5xx_and_store
     // strict schema with the version's field and its choices
     let requests = llm.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
-    let (auth, body) = &requests[1];
+    let Sent { path, auth, body } = &requests[1];
+    assert_eq!(path, "/v1/chat/completions");
     assert_eq!(auth.as_deref(), Some("Bearer sk-test"));
     assert_eq!(body["model"], "gpt-test");
     let system = body["messages"][0]["content"].as_str().unwrap();
@@ -534,8 +578,9 @@ async fn an_analyzer_that_keeps_answering_nonsense_fails_the_run_with_the_reason
     )
     .await;
     let nonsense = completion(&json!({ "summary": 42 }));
-    let (_llm, base) = ChatStandIn::start(vec![(200, nonsense); 3]).await;
-    let analyzer = openai(&base);
+    let (_llm, base) =
+        LlmStandIn::start((0..3).map(|_| Canned::new(200, nonsense.clone())).collect()).await;
+    let analyzer = openai(&format!("{base}/v1"));
     let batch = summary_batch(&stack).await;
     // WHEN it is delivered three times
     let mut failures = Vec::new();
@@ -619,24 +664,7 @@ async fn the_local_event_source_invokes_the_function_through_the_lambda_invoke_a
     let stack = Stack::new().await;
     let rt = world(&stack, NUMBER).await;
     let call = ended_call(&stack, &rt, "CA_invoke", &[(0, "customer", "Hello.")], 10).await;
-    let app = stack.app.clone();
-    let analyzer = std::sync::Arc::new(builtin());
-    let function = axum::Router::new().route(
-        "/2015-03-31/functions/post-call/invocations",
-        axum::routing::post(move |axum::Json(event): axum::Json<Value>| {
-            let (app, analyzer) = (app.clone(), analyzer.clone());
-            async move {
-                let event = serde_json::from_value(event).unwrap();
-                axum::Json(post_call::handle(&app, &analyzer, event).await)
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let invoke = format!(
-        "http://{}/2015-03-31/functions/post-call/invocations",
-        listener.local_addr().unwrap()
-    );
-    tokio::spawn(async move { axum::serve(listener, function).await.unwrap() });
+    let invoke = callplane_tests::world::post_call_invoke_api(&stack).await;
     let url = stack.provisioned.queue_urls["summary-jobs"].clone();
     let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
 
@@ -790,61 +818,6 @@ async fn a_live_calls_sentiment_follows_the_customer_with_one_computation_per_fi
     assert_eq!(after.expect(200)["sentiment"], before);
 }
 
-/// A canned Converse answer: HTTP status, `x-amzn-ErrorType`, body.
-type ConverseAnswer = (u16, &'static str, String);
-
-/// A Bedrock Runtime endpoint: answers `POST /model/{modelId}/converse` with the next canned
-/// `(status, error type, body)` and keeps every request (model id, `Authorization`, JSON body).
-#[derive(Clone, Default)]
-struct ConverseStandIn {
-    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<ConverseAnswer>>>,
-    requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>,
-}
-
-impl ConverseStandIn {
-    async fn start(answers: Vec<ConverseAnswer>) -> (Self, String) {
-        let this = Self::default();
-        this.answers.lock().unwrap().extend(answers);
-        let state = this.clone();
-        let app = axum::Router::new().route(
-            "/model/{model}/converse",
-            axum::routing::post(
-                move |axum::extract::Path(model): axum::extract::Path<String>,
-                      headers: http::HeaderMap,
-                      body: axum::body::Bytes| {
-                    let state = state.clone();
-                    async move {
-                        let auth = headers
-                            .get("authorization")
-                            .map(|v| v.to_str().unwrap().to_owned())
-                            .unwrap_or_default();
-                        let body: Value = serde_json::from_slice(&body).unwrap();
-                        state.requests.lock().unwrap().push((model, auth, body));
-                        let (status, kind, body) =
-                            state.answers.lock().unwrap().pop_front().unwrap_or((
-                                500,
-                                "InternalServerException",
-                                r#"{"message":"no answer left"}"#.to_owned(),
-                            ));
-                        (
-                            http::StatusCode::from_u16(status).unwrap(),
-                            [
-                                ("content-type", "application/json"),
-                                ("x-amzn-errortype", kind),
-                            ],
-                            body,
-                        )
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (this, base)
-    }
-}
-
 #[tokio::test]
 async fn the_bedrock_analyzer_sends_a_signed_converse_request_with_the_schema_and_stores_the_answer()
  {
@@ -852,21 +825,7 @@ async fn the_bedrock_analyzer_sends_a_signed_converse_request_with_the_schema_an
     // refuses the first request as invalid, then answers
     let stack = Stack::new().await;
     let rt = pinned_world(&stack).await;
-    let call = ended_call(
-        &stack,
-        &rt,
-        "CA_bedrock",
-        &[
-            (
-                0,
-                "customer",
-                "Hi, I would like to book an appointment for Monday.",
-            ),
-            (5, "agent", "Sure, Monday at ten works."),
-        ],
-        30,
-    )
-    .await;
+    let call = booking_call(&stack, &rt, "CA_bedrock").await;
     let answer = json!({ "summary": "Booked for Monday at ten.",
                          "sentiment": { "label": "positive", "score": 0.7 },
                          "success": true, "data": { "intent": "billing-and-more" } });
@@ -876,13 +835,10 @@ async fn the_bedrock_analyzer_sends_a_signed_converse_request_with_the_schema_an
         "usage": { "inputTokens": 120, "outputTokens": 40, "totalTokens": 160 },
         "metrics": { "latencyMs": 420 }
     });
-    let (bedrock, base) = ConverseStandIn::start(vec![
-        (
-            400,
-            "ValidationException",
-            r#"{"message":"The model is warming up"}"#.to_owned(),
-        ),
-        (200, "", converse.to_string()),
+    let (bedrock, base) = LlmStandIn::start(vec![
+        Canned::new(400, r#"{"message":"The model is warming up"}"#)
+            .with_header("x-amzn-errortype", "ValidationException"),
+        Canned::new(200, converse.to_string()),
     ])
     .await;
     // The function's SDK configuration, pointed at the stand-in as AWS_ENDPOINT_URL_BEDROCK_RUNTIME would
@@ -934,8 +890,9 @@ async fn the_bedrock_analyzer_sends_a_signed_converse_request_with_the_schema_an
     // user text, temperature 0, and the schema as structured output
     let requests = bedrock.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
-    let (model, auth, body) = &requests[1];
-    assert_eq!(model, "amazon.nova-lite-v1:0");
+    let Sent { path, auth, body } = &requests[1];
+    assert_eq!(path, "/model/amazon.nova-lite-v1%3A0/converse");
+    let auth = auth.as_deref().unwrap_or_default();
     assert!(
         auth.starts_with("AWS4-HMAC-SHA256 Credential=") && auth.contains("/bedrock/aws4_request"),
         "{auth}"
