@@ -1,6 +1,10 @@
 //! Lambda entry point: state built once at cold start, then every scheduled event goes to
 //! `call_sweeper::handle`.
 
+// The runtime's service future around a sweep round nests deeper than rustc's default query
+// depth (128) when it lays the future out; rustc's own suggestion.
+#![recursion_limit = "256"]
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     callplane::telemetry::init();
