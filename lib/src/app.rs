@@ -30,6 +30,8 @@ pub struct App {
     pub summary_jobs: Option<Queue>,
     /// The live-sentiment FIFO queue (`LIVE_SENTIMENT_QUEUE_URL`), when configured.
     pub live_sentiment: Option<Queue>,
+    /// The leads import queue (`LEAD_IMPORT_QUEUE_URL`), when configured.
+    pub lead_imports: Option<Queue>,
     /// The last readiness answer and when it was computed (`service::health`).
     pub ready_cache:
         std::sync::Mutex<Option<(std::time::Instant, crate::service::health::Readiness)>>,
@@ -151,6 +153,10 @@ impl App {
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
             live_sentiment: config
                 .live_sentiment_queue_url
+                .as_ref()
+                .map(|url| Queue::new(sqs.clone(), url.clone())),
+            lead_imports: config
+                .lead_import_queue_url
                 .as_ref()
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
             sqs,

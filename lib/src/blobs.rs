@@ -95,6 +95,64 @@ impl Blobs {
         Ok(request.uri().to_owned())
     }
 
+    /// A URL that lets its holder PUT `key` until `ttl` has passed (SigV4 query signing; no
+    /// request is made).
+    pub async fn presigned_put(&self, key: &str, ttl: std::time::Duration) -> Result<String> {
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(Error::internal)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(Error::internal)?;
+        Ok(request.uri().to_owned())
+    }
+
+    /// An object's size and ETag (one HeadObject); `None` if there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<(u64, String)>> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some((
+                u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0),
+                out.e_tag.unwrap_or_default(),
+            ))),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(e) => Err(Error::internal(e)),
+        }
+    }
+
+    /// An object's body as a stream, if it still has ETag `etag` (so two reads of one import
+    /// see the same file); `None` if it is gone or was replaced.
+    pub async fn open(&self, key: &str, etag: &str) -> Result<Option<ByteStream>> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_match(etag)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.body)),
+            Err(e)
+                if e.as_service_error().is_some_and(|e| e.is_no_such_key())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 412) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::internal(e)),
+        }
+    }
+
     /// Keys under `prefix`, in key order (first 1000).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let out = self

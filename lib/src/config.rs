@@ -87,6 +87,9 @@ pub struct Config {
     /// The FIFO queue of live-sentiment nudges (`LIVE_SENTIMENT_QUEUE_URL`); the ingest
     /// function needs it (see [`Config::live_sentiment_queue`]).
     pub live_sentiment_queue_url: Option<String>,
+    /// The queue of leads import jobs (`LEAD_IMPORT_QUEUE_URL`); the leads function needs it
+    /// (see [`Config::lead_import_queue`]).
+    pub lead_import_queue_url: Option<String>,
     /// The images runtimes may be provisioned from (`RUNTIME_IMAGES`, comma-separated; an
     /// entry ending in `*` allows every reference that starts with the rest, e.g.
     /// `registry.example.com/voice-agent-runtime:*`). Default: `RUNTIME_IMAGE` (the voice-agent
@@ -227,6 +230,15 @@ impl Config {
         })
     }
 
+    /// The leads import queue, or the error naming it (the leads function calls this at
+    /// start-up to fail fast).
+    pub fn lead_import_queue(&self) -> Result<&str, ConfigError> {
+        self.lead_import_queue_url.as_deref().ok_or(ConfigError {
+            var: "LEAD_IMPORT_QUEUE_URL",
+            problem: "is not set (the queue leads imports are worked from)".into(),
+        })
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -359,6 +371,15 @@ impl Config {
                 problem: "must be the URL of an SQS FIFO queue (ending in .fifo)".into(),
             });
         }
+        let lead_import_queue_url = get("LEAD_IMPORT_QUEUE_URL").filter(|v| !v.trim().is_empty());
+        if let Some(url) = &lead_import_queue_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "LEAD_IMPORT_QUEUE_URL",
+                problem: "must be an SQS queue URL".into(),
+            });
+        }
         let runtime_images = match get("RUNTIME_IMAGES").filter(|v| !v.trim().is_empty()) {
             Some(list) => list
                 .split(',')
@@ -430,6 +451,7 @@ impl Config {
             telephony,
             summary_queue_url,
             live_sentiment_queue_url,
+            lead_import_queue_url,
             ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,

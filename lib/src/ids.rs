@@ -98,6 +98,29 @@ id_type!(/// A lifecycle command sent to a runtime's host.
     CommandId, "cmd_");
 id_type!(/// A phone call, inbound or outbound.
     CallId, "call_");
+id_type!(/// A lead: one phone number an establishment may call (see [`LeadId::of`]).
+    LeadId, "lead_");
+id_type!(/// A leads CSV import job.
+    ImportJobId, "imp_");
+
+impl LeadId {
+    /// The id of the establishment's lead for `e164`: derived from the pair (SHA-256), not
+    /// random, so the number's one lead has one key. Importing a number twice, concurrent
+    /// imports of the same number, or a worker resuming a file all write the same item, which
+    /// is what makes a lead unique per (establishment, E.164) without a guard item. Lead ids
+    /// therefore do not sort by creation time; listings sort by `created_at`.
+    pub fn of(est: &EstablishmentId, e164: &crate::domain::E164) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(est.as_str())
+            .chain_update(b"#")
+            .chain_update(e164.as_str())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(format!("{}{}", Self::PREFIX, ulid::Ulid::from_bytes(bytes)))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -16,11 +16,13 @@ pub const GSIS: &[(&str, &str, &str)] = &[
     ("gsi1", "gsi1pk", "gsi1sk"),
     ("gsi2", "gsi2pk", "gsi2sk"),
     ("gsi3", "gsi3pk", "gsi3sk"),
+    ("gsi4", "gsi4pk", "gsi4sk"),
 ];
 
 /// The global indexes that project only keys (the rest project every attribute): the
-/// sweeper's live-calls index, so that a live call's updates are not written to it again.
-pub const KEYS_ONLY_GSIS: &[&str] = &["gsi3"];
+/// sweeper's live-calls index, so that a live call's updates are not written to it again, and
+/// the leads' search indexes (by number, by name), which answer keys a BatchGetItem reads.
+pub const KEYS_ONLY_GSIS: &[&str] = &["gsi3", "gsi4"];
 
 /// Local secondary indexes (partition key `pk`): name, sort attribute. They exist only if made
 /// with the table, and they are what lets a call's partition be read in time order and in
@@ -33,6 +35,7 @@ pub const QUEUES: &[(&str, i32)] = &[
     ("summary-jobs", 5),
     ("live-sentiment", 3),
     ("campaign-jobs", 5),
+    ("lead-imports", 5),
     ("runtime-commands", 5),
 ];
 

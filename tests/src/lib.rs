@@ -301,6 +301,10 @@ impl Stack {
                 "LIVE_SENTIMENT_QUEUE_URL",
                 provisioned.queue_urls["live-sentiment"].as_str(),
             ),
+            (
+                "LEAD_IMPORT_QUEUE_URL",
+                provisioned.queue_urls["lead-imports"].as_str(),
+            ),
         ]
         .into_iter()
         .chain(changes.iter().copied())
@@ -681,6 +685,30 @@ pub async fn http_get(url: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
+/// PUTs `body` to an `http://` URL (a presigned S3 upload URL of the emulator) with a bare
+/// HTTP/1.1 request, as a browser would; returns the status code.
+pub async fn http_put(url: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    stream.write_all(body).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    String::from_utf8_lossy(&raw)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status")
+}
+
 /// Every function's router, by name, over `app`.
 pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
     vec![
@@ -691,6 +719,7 @@ pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
         ("calls", calls::router(app.clone())),
         ("twilio-webhooks", twilio_webhooks::router(app.clone())),
         ("ingest", ingest::router(app.clone())),
+        ("leads", leads::router(app.clone())),
     ]
 }
 
@@ -704,6 +733,7 @@ pub fn described() -> Vec<(&'static str, utoipa_axum::router::OpenApiRouter<AppS
         ("calls", calls::api()),
         ("twilio-webhooks", twilio_webhooks::api()),
         ("ingest", ingest::api()),
+        ("leads", leads::api()),
     ]
 }
 

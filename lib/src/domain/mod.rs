@@ -7,6 +7,7 @@ mod call;
 mod email;
 mod establishment;
 pub mod event;
+mod lead;
 mod phone;
 pub mod phone_zones;
 mod role;
@@ -19,6 +20,7 @@ pub use agent::{
 };
 pub use call::{AnsweredBy, CallStatus, Direction, Disposition};
 pub use email::Email;
+pub use lead::{ImportStatus, LeadStatus};
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use phone::E164;
 pub use role::Role;

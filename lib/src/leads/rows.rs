@@ -17,6 +17,9 @@ use std::io::{BufRead, BufReader, Read};
 pub const MAX_COLUMNS: usize = 200;
 /// Longest field, in bytes.
 pub const MAX_FIELD_BYTES: usize = 4 * 1024;
+/// Longest row, in bytes (every field together): a lead must fit a DynamoDB item, and an
+/// import commits up to 99 of them in one transaction (4 MB at most).
+pub const MAX_ROW_BYTES: usize = 24 * 1024;
 /// Bytes looked at to tell the delimiter and whether the file is text.
 const SNIFF_BYTES: usize = 64 * 1024;
 
@@ -86,7 +89,9 @@ pub enum ImportError {
 }
 
 /// A row that was not imported, as `GET /leads/import/{id}/errors` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct RowError {
     /// The row's number in the file, the header being row 1.
     pub row: u64,
@@ -95,7 +100,8 @@ pub struct RowError {
     /// The value at fault, cut to 200 characters.
     pub value: String,
     /// `invalid_phone`, `invalid_email`, `invalid_timezone`, `too_many_columns`,
-    /// `field_too_long`, `duplicate_in_file`, `missing_phone`.
+    /// `field_too_long`, `row_too_long`, `duplicate_in_file`, `missing_phone`,
+    /// `unreadable_row`.
     pub code: String,
     pub message: String,
 }
@@ -111,6 +117,8 @@ pub struct LeadRow {
     /// `name`, or first and last joined when only those were given.
     pub name: Option<String>,
     pub email: Option<Email>,
+    /// The row's `timezone`, when given.
+    pub timezone: Option<TimeZone>,
     /// The row's `timezone` when given, else the number's candidate zones.
     pub timezones: Vec<TimeZone>,
     pub external_id: Option<String>,
@@ -126,6 +134,14 @@ pub struct Header {
 }
 
 impl Header {
+    /// The header name of `column`, if the file has it.
+    pub fn name_of(&self, column: Column) -> Option<&str> {
+        self.known
+            .iter()
+            .position(|k| *k == Some(column))
+            .map(|i| self.names[i].as_str())
+    }
+
     /// Reads `record` as the header; the first column matching a known column wins it.
     pub fn parse(record: &csv::StringRecord) -> Result<Self, ImportError> {
         if record.len() > MAX_COLUMNS {
@@ -177,6 +193,14 @@ impl Header {
                 ),
             ));
         }
+        if record.as_slice().len() > MAX_ROW_BYTES {
+            return Err(error(
+                "",
+                "",
+                "row_too_long",
+                format!("the row is longer than {MAX_ROW_BYTES} bytes"),
+            ));
+        }
         let mut lead = Fields::default();
         let mut phone = None;
         for (i, raw) in record.iter().enumerate() {
@@ -217,7 +241,7 @@ impl Header {
                 Some(Column::Timezone) => {
                     let zone = TimeZone::parse(value)
                         .map_err(|e| error(header, value, "invalid_timezone", e))?;
-                    lead.timezones = vec![zone];
+                    lead.timezone = Some(zone);
                 }
                 Some(Column::ExternalId) => lead.external_id = Some(value.to_owned()),
                 None if !header.is_empty() => {
@@ -234,10 +258,9 @@ impl Header {
                 "the row has no phone number".into(),
             ));
         };
-        let timezones = if lead.timezones.is_empty() {
-            phone_zones::candidates(&phone_e164)
-        } else {
-            lead.timezones
+        let timezones = match &lead.timezone {
+            Some(zone) => vec![zone.clone()],
+            None => phone_zones::candidates(&phone_e164),
         };
         let name = lead.name.or_else(|| {
             let parts: Vec<&str> = [lead.first_name.as_deref(), lead.last_name.as_deref()]
@@ -253,6 +276,7 @@ impl Header {
             last_name: lead.last_name,
             name,
             email: lead.email,
+            timezone: lead.timezone,
             timezones,
             external_id: lead.external_id,
             attributes: lead.attributes,
@@ -267,7 +291,7 @@ struct Fields {
     last_name: Option<String>,
     name: Option<String>,
     email: Option<Email>,
-    timezones: Vec<TimeZone>,
+    timezone: Option<TimeZone>,
     external_id: Option<String>,
     attributes: BTreeMap<String, String>,
 }
@@ -278,6 +302,9 @@ pub struct Rows<R: Read> {
     records: csv::Reader<BufReader<R>>,
     /// The row number after the last record read (the header is row 1).
     next_row: u64,
+    /// Lines end with CRLF: the reader then places each record after the first at the `\n`
+    /// that ends the line before it, one line early.
+    crlf: bool,
 }
 
 impl<R: Read> std::fmt::Debug for Rows<R> {
@@ -318,6 +345,10 @@ impl<R: Read> Rows<R> {
             )));
         }
         let delimiter = delimiter(&sample);
+        let crlf = sample
+            .iter()
+            .position(|&b| b == b'\n')
+            .is_some_and(|i| i > 0 && sample[i - 1] == b'\r');
         if buffered
             .fill_buf()
             .map_err(|e| ImportError::Unreadable(e.to_string()))?
@@ -341,6 +372,7 @@ impl<R: Read> Rows<R> {
             header: Header::parse(&first)?,
             records,
             next_row: 2,
+            crlf,
         })
     }
 
@@ -359,7 +391,9 @@ impl<R: Read> Rows<R> {
                 Ok(true) => {
                     // The line the record starts on is its row number (a quoted newline
                     // makes a record span lines; the next one's number follows the file).
-                    let row = record.position().map_or(self.next_row, |p| p.line());
+                    let row = record
+                        .position()
+                        .map_or(self.next_row, |p| p.line() + u64::from(self.crlf));
                     self.next_row = row + 1;
                     if record.iter().all(|f| f.trim().is_empty()) {
                         continue;
@@ -370,7 +404,9 @@ impl<R: Read> Rows<R> {
                     if matches!(e.kind(), csv::ErrorKind::Io(_)) {
                         return None;
                     }
-                    let row = e.position().map_or(self.next_row, |p| p.line());
+                    let row = e
+                        .position()
+                        .map_or(self.next_row, |p| p.line() + u64::from(self.crlf));
                     self.next_row = row + 1;
                     return Some((
                         row,
@@ -457,6 +493,21 @@ mod tests {
                 leads[1].attributes.values().next().map(String::as_str),
                 Some("multi\nline")
             );
+        }
+    }
+
+    #[test]
+    fn row_numbers_are_file_lines_with_crlf_and_a_bom() {
+        // GIVEN files with CRLF line ends, with and without a BOM
+        for file in [
+            b"phone\r\n+14155550123\r\n+14155550124\r\nnope\r\n".as_slice(),
+            b"\xEF\xBB\xBFphone\r\n+14155550123\r\n+14155550124\r\nnope\r\n".as_slice(),
+        ] {
+            // WHEN read
+            let rows = read(file, Some("US")).unwrap();
+            // THEN rows are numbered as a spreadsheet shows them
+            assert_eq!(rows[1].as_ref().unwrap().row, 3);
+            assert_eq!(rows[2].as_ref().unwrap_err().row, 4);
         }
     }
 

@@ -66,6 +66,8 @@ pub async fn add(
         added_at: Timestamp::now(),
     };
     let created = app.store.add_do_not_call(est, &entry, &user).await?;
+    // The number's lead, if it has one, shows it from now on.
+    app.store.mark_lead_do_not_call(est, &entry.e164).await?;
     Ok((entry.into(), created))
 }
 

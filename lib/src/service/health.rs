@@ -59,19 +59,15 @@ pub async fn readiness(app: &App) -> Readiness {
     {
         return answer;
     }
-    let queue = async {
-        match &app.summary_jobs {
-            Some(queue) => queue.probe().await.map_err(|e| ("summary queue", e)),
-            None => Ok(()),
-        }
-    };
-    let live = async {
-        match &app.live_sentiment {
-            Some(queue) => queue.probe().await.map_err(|e| ("live-sentiment queue", e)),
-            None => Ok(()),
-        }
-    };
-    let (table, bucket, queue, live) = tokio::join!(
+    let queues = [
+        ("summary queue", &app.summary_jobs),
+        ("live-sentiment queue", &app.live_sentiment),
+        ("lead import queue", &app.lead_imports),
+    ]
+    .into_iter()
+    .filter_map(|(what, queue)| queue.as_ref().map(|q| (what, q)))
+    .map(|(what, queue)| async move { queue.probe().await.map_err(|e| (what, e)) });
+    let (table, bucket, queues) = tokio::join!(
         async { app.store.probe().await.map_err(|e| ("table", e)) },
         async {
             match app.config.mail_transport {
@@ -81,11 +77,11 @@ pub async fn readiness(app: &App) -> Readiness {
                 crate::config::MailTransport::Ses => Ok(()),
             }
         },
-        queue,
-        live
+        futures::future::join_all(queues)
     );
-    let issues: Vec<String> = [table, bucket, queue, live]
+    let issues: Vec<String> = [table, bucket]
         .into_iter()
+        .chain(queues)
         .filter_map(Result::err)
         .map(|(what, error)| {
             tracing::warn!(dependency = what, error = %error, "readiness check failed");

@@ -13,6 +13,8 @@ pub mod establishments;
 pub mod health;
 pub mod hosts;
 pub mod ingest;
+pub mod lead_import;
+pub mod leads;
 pub mod members;
 pub mod phone_numbers;
 pub mod readiness;

@@ -3,7 +3,8 @@
 
 use crate::domain::{E164, Email};
 use crate::ids::{
-    AgentId, AgentVersionId, CallId, CommandId, EstablishmentId, PhoneNumberId, RuntimeId, UserId,
+    AgentId, AgentVersionId, CallId, CommandId, EstablishmentId, ImportJobId, LeadId,
+    PhoneNumberId, RuntimeId, UserId,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -254,6 +255,13 @@ pub const REMOVE_LIVE: &str = " REMOVE gsi2pk, gsi2sk, gsi3pk, gsi3sk";
 /// platform's live calls spread over this many index partitions instead of one hot one.
 pub const LIVE_SHARDS: u8 = 8;
 
+/// The sparse `gsi4` index (keys only): an establishment's leads by name.
+pub const GSI4: &str = "gsi4";
+/// Partition-key attribute of the sparse `gsi4` index.
+pub const GSI4PK: &str = "gsi4pk";
+/// Sort-key attribute of the sparse `gsi4` index.
+pub const GSI4SK: &str = "gsi4sk";
+
 /// Sparse `gsi3` partition of the live calls of every establishment in shard `shard`
 /// (sort key [`call_sort`]): what the sweeper reads to end calls whose end never came.
 pub fn live_calls_index(shard: u8) -> String {
@@ -367,4 +375,77 @@ pub const RUNTIME_ERROR_PREFIX: &str = "ERR#";
 /// Partition of a runtime: the runtime, its commands, its latest errors.
 pub fn runtime_partition(rt: &RuntimeId) -> String {
     format!("RUNTIME#{rt}")
+}
+
+/// A lead: `LEAD#{lead}` / `LEAD` (the id is derived from establishment and number, see
+/// [`LeadId::of`], so this key is also what keeps a number to one lead).
+pub fn lead(id: &LeadId) -> Key {
+    Key::new(format!("LEAD#{id}"), "LEAD")
+}
+
+/// `gsi1` partition of an establishment's leads, newest first (sort key [`lead_sort`]).
+pub fn leads_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#LEADS")
+}
+
+/// `gsi2` partition of an establishment's leads in one status (sort key [`lead_sort`]): the
+/// dialer's queue, `(establishment, status, created_at DESC)`.
+pub fn leads_by_status_index(est: &EstablishmentId, status: crate::domain::LeadStatus) -> String {
+    format!("EST#{est}#LEADS#{}", status.as_str())
+}
+
+/// Index sort key of a lead: its creation time, then its id.
+pub fn lead_sort(created_at: &crate::time::Timestamp, id: &LeadId) -> String {
+    format!("{created_at}#{id}")
+}
+
+/// `gsi3` partition (keys only) of an establishment's leads by number; the sort key is the
+/// E.164, so a phone-prefix search is one range read.
+pub fn lead_phones_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#LEADPHONES")
+}
+
+/// `gsi4` partition (keys only) of an establishment's named leads by name; the sort key is
+/// [`lead_name_sort`], so a name-prefix search is one range read.
+pub fn lead_names_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#LEADNAMES")
+}
+
+/// `gsi4` sort key of a named lead: the name as searched (see [`search_name`]), then its id.
+pub fn lead_name_sort(name: &str, id: &LeadId) -> String {
+    format!("{}#{id}", search_name(name))
+}
+
+/// A name as name searches compare it: lowercased, whitespace collapsed, at most 200
+/// characters, no `#` (the separator of [`lead_name_sort`]).
+pub fn search_name(name: &str) -> String {
+    name.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .replace('#', "")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// Partition of an import job: the job and its per-row errors.
+pub fn import_partition(id: &ImportJobId) -> String {
+    format!("IMPORT#{id}")
+}
+
+/// An import job: `IMPORT#{imp}` / `JOB`.
+pub fn import_job(id: &ImportJobId) -> Key {
+    Key::new(import_partition(id), "JOB")
+}
+
+/// Sort-key prefix of an import's row errors.
+pub const IMPORT_ERROR_PREFIX: &str = "ERR#";
+
+/// A row an import rejected: `IMPORT#{imp}` / `ERR#{row:010}` (in file order).
+pub fn import_error(id: &ImportJobId, row: u64) -> Key {
+    Key::new(
+        import_partition(id),
+        format!("{IMPORT_ERROR_PREFIX}{row:010}"),
+    )
 }

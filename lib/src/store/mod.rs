@@ -13,6 +13,7 @@ mod do_not_call;
 mod establishments;
 mod ingest;
 pub mod keys;
+mod leads;
 mod live;
 pub mod members;
 mod outbound;
@@ -29,6 +30,9 @@ pub use calls::{CreateCallError, InboundContext, StatusChange};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
+pub use leads::{
+    BatchConflict, ImportBatch, ImportCounts, LeadQuery, LeadSearch, LeadWrite,
+};
 pub use live::UNREPORTED_END;
 pub use outbound::OutboundContext;
 pub use phones::{Route, RoutingError};
@@ -709,8 +713,10 @@ pub(crate) enum Index {
     Gsi1,
     /// Global, sparse: an establishment's active calls.
     Gsi2,
-    /// Global, sparse, keys only: every live call, sharded (the sweeper's).
+    /// Global, sparse, keys only: every live call, sharded (the sweeper's); leads by number.
     Gsi3,
+    /// Global, sparse, keys only: leads by name.
+    Gsi4,
     /// Local: a partition's items in time order (timeline, transcript).
     Lsi1,
     /// Local: a partition's items in arrival order (transcript polls), and tool events.
@@ -723,6 +729,7 @@ impl Index {
             Index::Gsi1 => keys::GSI1,
             Index::Gsi2 => "gsi2",
             Index::Gsi3 => keys::GSI3,
+            Index::Gsi4 => keys::GSI4,
             Index::Lsi1 => keys::LSI1,
             Index::Lsi2 => keys::LSI2,
         }
@@ -734,6 +741,7 @@ impl Index {
             Index::Gsi1 => (keys::GSI1PK, keys::GSI1SK),
             Index::Gsi2 => (keys::GSI2PK, keys::GSI2SK),
             Index::Gsi3 => (keys::GSI3PK, keys::GSI3SK),
+            Index::Gsi4 => (keys::GSI4PK, keys::GSI4SK),
             Index::Lsi1 => (keys::PK, keys::LSI1SK),
             Index::Lsi2 => (keys::PK, keys::LSI2SK),
         }

@@ -3,13 +3,13 @@
 use crate::domain::event::{Component, Party};
 use crate::domain::{
     AgentStatus, AnsweredBy, Brain, CallStatus, DesiredState, Direction, DisplayName, Disposition,
-    E164, Email, ImageRef, Locale, Name, NumberProvider, PublicUrl, Role, RuntimeAction,
-    RuntimeEnv, RuntimeStatus, TelephonyPolicy, TimeZone, VersionStatus,
+    E164, Email, ImageRef, ImportStatus, LeadStatus, Locale, Name, NumberProvider, PublicUrl, Role,
+    RuntimeAction, RuntimeEnv, RuntimeStatus, TelephonyPolicy, TimeZone, VersionStatus,
 };
 use crate::hostapi::{CommandOutcome, RuntimeHealth};
 use crate::ids::{
-    AgentId, AgentVersionId, AuditId, CallId, CommandId, EstablishmentId, InvitationId,
-    PhoneNumberId, RuntimeId, UserId,
+    AgentId, AgentVersionId, AuditId, CallId, CommandId, EstablishmentId, ImportJobId,
+    InvitationId, LeadId, PhoneNumberId, RuntimeId, UserId,
 };
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -609,4 +609,98 @@ pub struct StoredError {
 /// Serde helper: leaves a zero count out of the item.
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// `LEAD#{lead}` / `LEAD`: one number an establishment may call, and what it knows of the
+/// person. The store adds the index attributes (`gsi1` newest first, `gsi2` by status, `gsi3`
+/// by number, `gsi4` by name) when it writes one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeadRecord {
+    pub id: LeadId,
+    pub establishment_id: EstablishmentId,
+    pub phone_e164: E164,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// As given, or first and last name joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+    /// The zone given for this lead (a CSV `timezone` column, a PATCH); when set it is the
+    /// only entry of `timezones`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<TimeZone>,
+    /// Every zone the lead may be in: `timezone`, else the number's candidates.
+    pub timezones: Vec<TimeZone>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Every other column of the import, by header name: the agent's context for the lead.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    pub status: LeadStatus,
+    /// The campaigns that enrolled the lead (written by the dialer).
+    #[serde(default)]
+    pub campaign_ids: Vec<String>,
+    /// The import that last wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_job_id: Option<ImportJobId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Bumped by every write; writes are conditional on the version they read.
+    pub version: u64,
+}
+
+/// Why an import failed as a whole.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ImportFailure {
+    /// `empty_file`, `not_csv`, `no_phone_column`, `too_many_columns`, `unreadable`,
+    /// `file_missing`, `too_large`, `queue_unavailable`.
+    pub code: String,
+    pub message: String,
+}
+
+/// `IMPORT#{imp}` / `JOB`: an import of a leads file and how far it got. The row errors are
+/// `IMPORT#{imp}` / `ERR#{row}` items ([`crate::leads::rows::RowError`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImportJobRecord {
+    pub id: ImportJobId,
+    pub establishment_id: EstablishmentId,
+    pub status: ImportStatus,
+    /// The file in the bucket, its ETag when the job was created (every read asks for that
+    /// version, so a file replaced mid-import fails the job instead of mixing two files) and
+    /// its size.
+    pub s3_key: String,
+    pub etag: String,
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The region national numbers are read in (ISO 3166 alpha-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub created_by: UserId,
+    /// Data rows in the file, once the worker has counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_rows: Option<u64>,
+    pub processed_rows: u64,
+    /// The file row (line) of the last row whose outcome is stored with the counters in one
+    /// transaction; a worker resumes after it.
+    pub resume_after_row: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ImportFailure>,
+    /// How many times a worker started on it.
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    /// When the job and its errors expire (TTL, epoch seconds).
+    pub expires_at: i64,
 }

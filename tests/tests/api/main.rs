@@ -11,6 +11,7 @@ mod concurrency;
 mod health;
 mod ingest;
 mod lambda_adapter;
+mod leads;
 mod m0_acceptance;
 mod openapi;
 mod recordings;
