@@ -26,11 +26,13 @@ TWILIO_PID=""
 DELIVER_PID=""
 TICK_PID=""
 LIVE_PID=""
+IMPORT_PID=""
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
   [ -n "$DELIVER_PID" ] && kill "$DELIVER_PID" 2>/dev/null || true
   [ -n "$TICK_PID" ] && kill "$TICK_PID" 2>/dev/null || true
   [ -n "$LIVE_PID" ] && kill "$LIVE_PID" 2>/dev/null || true
+  [ -n "$IMPORT_PID" ] && kill "$IMPORT_PID" 2>/dev/null || true
   [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
@@ -97,6 +99,7 @@ cat <<INFO
   Post-call     summary queue -> post-call function, as Lambda's SQS event source delivers it
                 (log: .local/post-call-events.log); live-sentiment queue -> the same
                 function (log: .local/live-sentiment-events.log)
+  Lead imports  lead import queue -> lead-import function (log: .local/lead-import-events.log)
   Sweeper       the call sweeper every 60 s, as its EventBridge schedule runs it
                 (log: .local/call-sweeper.log)
   Stop          Ctrl-C
@@ -113,6 +116,10 @@ DELIVER_PID=$!
   "http://127.0.0.1:$API_PORT/2015-03-31/functions/post-call/invocations" \
   > .local/live-sentiment-events.log 2>&1 &
 LIVE_PID=$!
+"$ADMIN_BIN" deliver "$LEAD_IMPORT_QUEUE_URL" \
+  "http://127.0.0.1:$API_PORT/2015-03-31/functions/lead-import/invocations" \
+  > .local/lead-import-events.log 2>&1 &
+IMPORT_PID=$!
 # EventBridge's rate(1 minute) schedule of the call sweeper, locally.
 "$ADMIN_BIN" tick "http://127.0.0.1:$API_PORT/2015-03-31/functions/call-sweeper/invocations" \
   call-sweeper 60 > .local/call-sweeper.log 2>&1 &

@@ -35,7 +35,7 @@ pub const QUEUES: &[(&str, i32)] = &[
     ("summary-jobs", 5),
     ("live-sentiment", 3),
     ("campaign-jobs", 5),
-    ("lead-imports", 5),
+    ("lead-import-jobs", 5),
     ("runtime-commands", 5),
 ];
 

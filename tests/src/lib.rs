@@ -303,7 +303,7 @@ impl Stack {
             ),
             (
                 "LEAD_IMPORT_QUEUE_URL",
-                provisioned.queue_urls["lead-imports"].as_str(),
+                provisioned.queue_urls["lead-import-jobs"].as_str(),
             ),
         ]
         .into_iter()

@@ -238,3 +238,52 @@ async fn rest_api_events_with_multi_value_queries_and_headers_reach_the_routes()
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_multipart_leads_upload_arrives_base64_encoded_and_is_imported() {
+    // GIVEN an establishment and a CSV as a browser sends it: multipart/form-data, which API
+    // Gateway hands Lambda base64-encoded
+    let stack = Stack::new().await;
+    let admin = stack.admin().await;
+    let est = stack.establishment(&admin, "Leads via Lambda").await;
+    let boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"establishment_id\"\r\n\r\n{est}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"leads.csv\"\r\nContent-Type: text/csv\r\n\r\n\
+         telefone;nome\r\n+55 11 98765-4321;Ana\r\n(11) 3456-7890;Bruno\r\n\r\n--{boundary}--\r\n"
+    );
+    let mut event = apigw(
+        "POST",
+        "/leads/import",
+        "",
+        json!({
+            "authorization": format!("Bearer {admin}"),
+            "content-type": format!("multipart/form-data; boundary={boundary}"),
+        }),
+        "$default",
+    );
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+    event["isBase64Encoded"] = json!(true);
+
+    // WHEN it goes through the adapter, and the import queue's message to the worker
+    let accepted = invoke(leads::router(stack.app.clone()), event).await;
+    assert_eq!(accepted["statusCode"], 202, "{}", body_of(&accepted));
+    let job = body_of(&accepted)["job_id"].as_str().unwrap().to_owned();
+    let batch = callplane_tests::world::queue_batch(&stack, "lead-import-jobs").await;
+    let response = lead_import::handle(&stack.app, serde_json::from_value(batch).unwrap()).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    // THEN both rows are leads, the national one read in the establishment's region (pt-BR)
+    let status = stack.get(&format!("/leads/import/{job}"), &admin).await;
+    assert_eq!(status.expect(200)["created"], 2, "{}", status.body);
+    let leads = stack
+        .get(&format!("/leads?establishment_id={est}&q=%2B55"), &admin)
+        .await;
+    let numbers: Vec<&str> = leads.expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["phone_e164"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, vec!["+551134567890", "+5511987654321"]);
+}

@@ -101,7 +101,7 @@ async fn import(stack: &Stack, token: &str, est: &str, csv: &[u8]) -> String {
 /// source does, until none is waiting; every run must succeed.
 async fn work(stack: &Stack) {
     loop {
-        let event = queue_batch(stack, "lead-imports").await;
+        let event = queue_batch(stack, "lead-import-jobs").await;
         if event["Records"].as_array().unwrap().is_empty() {
             return;
         }
