@@ -5,13 +5,14 @@
 # agent's idle memory against the local Docker engine; the incoming-call webhook's round trips
 # and in-process p50/p99 against the emulator; ingest round trips per event, transcript polls,
 # ingest events per second of one instance, and a simulate-call load run's p50/p99; the schemathesis
-# run's duration. Targets: <= 25 ms, <= 15 MB, login <= 1
+# run's duration; leads imports of 10,000 and 100,000 rows (rows/s, DynamoDB requests per row,
+# the worker's peak RSS: targets <= 1/25 + a constant, <= 64 MB flat). Targets: <= 25 ms, <= 15 MB, login <= 1
 # read before the password check, GET /me <= 2, resolver 1, incoming call <= 3, host agent RSS <= 20 MB,
 # ingest 1 read + 1 write per event, a transcript poll 1 Query.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper)
+FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv
@@ -26,6 +27,7 @@ coldstart=$(
   TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench CALLPLANE_PUBLIC_URL=https://hooks.bench \
   SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
   LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
+  LEAD_IMPORT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-lead-import-jobs \
   python3 scripts/coldstart.py "$RUNS" $(printf -- "$TARGET/%s " "${FUNCTIONS[@]}")
 )
 echo
@@ -42,6 +44,7 @@ TABLE_NAME=bench-table BUCKET_NAME=bench-bucket JWT_SECRET=bench-secret-bench-se
   TWILIO_ACCOUNT_SID=ACbench TWILIO_AUTH_TOKEN=bench CALLPLANE_PUBLIC_URL=https://hooks.bench \
   SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
   LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
+  LEAD_IMPORT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-lead-import-jobs \
   cargo run -q --release -p callplane-tests --bin bench-router
 echo
 
@@ -54,6 +57,9 @@ cargo run -q -p callplane-tests --bin bench-round-trips
 echo
 log "post-call: call_ended to summary, live sentiment lag, a 2,000-segment analysis"
 cargo run -q -p callplane-tests --bin bench-post-call
+echo
+log "leads import: 10,000 and 100,000 rows through the release lead-import binary"
+LEAD_IMPORT_BIN="$TARGET/lead-import" cargo run -q -p callplane-tests --bin bench-lead-import
 echo
 if docker info >/dev/null 2>&1; then
   scripts/runtime-sim-image.sh

@@ -25,7 +25,8 @@
    - throttle: ThrottlingException or ProvisionedThroughputExceededException (HTTP 400);
    - error: InternalServerError (HTTP 500).
    `CALLPLANE_EMULATOR_SEED` makes the draw repeatable. `GET /_callplane/stats` answers the
-   faults injected so far and the process's peak memory.
+   faults injected so far, the DynamoDB requests answered by operation, and the process's peak
+   memory.
 
 Usage: emulator.py HOST PORT
 """
@@ -134,15 +135,20 @@ class Dynamo:
         self.faults = faults
         self.rng = rng
         self.injected = {kind: 0 for kind in ("conflict", "throttle", "error")}
+        # DynamoDB requests answered, by operation (benchmarks read them from the stats).
+        self.requests = {}
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == "/_callplane/stats":
             peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            return respond(start_response, 200, {"faults": self.injected, "peak_rss_mib": peak_kib // 1024})
+            return respond(start_response, 200, {"faults": self.injected, "peak_rss_mib": peak_kib // 1024,
+                                                 "dynamodb_requests": self.requests})
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if not target.startswith("DynamoDB_"):
             return self.app(environ, start_response)
         operation = target.split(".", 1)[-1]
+        with self.lock:
+            self.requests[operation] = self.requests.get(operation, 0) + 1
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(raw)

@@ -82,14 +82,12 @@ impl Blobs {
     /// A URL that lets its holder GET `key` until `ttl` has passed (SigV4 query signing; no
     /// request is made).
     pub async fn presigned_get(&self, key: &str, ttl: std::time::Duration) -> Result<String> {
-        let config =
-            aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(Error::internal)?;
         let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
-            .presigned(config)
+            .presigned(presigning(ttl)?)
             .await
             .map_err(Error::internal)?;
         Ok(request.uri().to_owned())
@@ -98,14 +96,12 @@ impl Blobs {
     /// A URL that lets its holder PUT `key` until `ttl` has passed (SigV4 query signing; no
     /// request is made).
     pub async fn presigned_put(&self, key: &str, ttl: std::time::Duration) -> Result<String> {
-        let config =
-            aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(Error::internal)?;
         let request = self
             .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .presigned(config)
+            .presigned(presigning(ttl)?)
             .await
             .map_err(Error::internal)?;
         Ok(request.uri().to_owned())
@@ -170,4 +166,9 @@ impl Blobs {
             .filter_map(|o| o.key)
             .collect())
     }
+}
+
+/// Presigning that expires after `ttl` (SigV4 query signing; no request is made).
+fn presigning(ttl: std::time::Duration) -> Result<aws_sdk_s3::presigning::PresigningConfig> {
+    aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl).map_err(Error::internal)
 }

@@ -468,13 +468,25 @@ impl Stack {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
-    /// Creates an establishment as `token`; returns its id.
+    /// Creates an establishment in São Paulo (pt-BR) as `token`; returns its id.
     pub async fn establishment(&self, token: &str, name: &str) -> String {
+        self.establishment_in(token, name, "America/Sao_Paulo", "pt-BR")
+            .await
+    }
+
+    /// Creates an establishment with its time zone and locale as `token`; returns its id.
+    pub async fn establishment_in(
+        &self,
+        token: &str,
+        name: &str,
+        timezone: &str,
+        locale: &str,
+    ) -> String {
         let reply = self
             .post(
                 "/establishments",
                 token,
-                json!({ "name": name, "timezone": "America/Sao_Paulo", "locale": "pt-BR" }),
+                json!({ "name": name, "timezone": timezone, "locale": locale }),
             )
             .await;
         reply.expect(201)["id"].as_str().expect("id").to_owned()

@@ -20,7 +20,10 @@ pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
             .map(serde_json::from_str::<ImportMessage>)
         {
             Some(Ok(m)) => lead_import::run(app, &m.job_id).await,
-            Some(Err(e)) => Err(Error::invalid("body", format!("not an import message: {e}"))),
+            Some(Err(e)) => Err(Error::invalid(
+                "body",
+                format!("not an import message: {e}"),
+            )),
             None => Err(Error::invalid("body", "the message has no body")),
         };
         if let Err(e) = outcome {

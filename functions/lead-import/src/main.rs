@@ -10,7 +10,9 @@ async fn main() -> anyhow::Result<()> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<lead_import::SqsEvent>| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(lead_import::handle(&app, event.payload).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(lead_import::handle(&app, event.payload).await)
+            }
         },
     ))
     .await

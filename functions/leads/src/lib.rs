@@ -11,8 +11,7 @@ use callplane::ids::{ImportJobId, LeadId};
 use callplane::leads::rows::RowError;
 use callplane::openapi::{ReadErrors, WriteErrors};
 use callplane::service::lead_import::{
-    self, Accepted, ImportForm, ImportRequest, ImportView, StartImport, UploadUrl,
-    UploadUrlRequest,
+    self, Accepted, ImportForm, ImportRequest, ImportView, StartImport, UploadUrl, UploadUrlRequest,
 };
 use callplane::service::leads::{self, LeadListParams, LeadPatch, LeadView};
 use callplane::store::Page;
@@ -20,7 +19,14 @@ use callplane::{AppState, Result};
 
 // The function's routes and their descriptions (PRD §7.6, Appendix A.6).
 callplane::described_routes!(
-    import, upload_url, import_status, import_errors, list, show, update, remove,
+    import,
+    upload_url,
+    import_status,
+    import_errors,
+    list,
+    show,
+    update,
+    remove,
 );
 
 /// The function's router.

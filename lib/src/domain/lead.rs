@@ -104,6 +104,10 @@ mod tests {
             assert_eq!(parsed, status);
             assert_eq!(json, status.as_str());
         }
-        assert!(LeadStatus::parse("hot").unwrap_err().contains("not_interested"));
+        assert!(
+            LeadStatus::parse("hot")
+                .unwrap_err()
+                .contains("not_interested")
+        );
     }
 }

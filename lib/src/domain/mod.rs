@@ -20,8 +20,8 @@ pub use agent::{
 };
 pub use call::{AnsweredBy, CallStatus, Direction, Disposition};
 pub use email::Email;
-pub use lead::{ImportStatus, LeadStatus};
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
+pub use lead::{ImportStatus, LeadStatus};
 pub use phone::E164;
 pub use role::Role;
 pub use runtime::{

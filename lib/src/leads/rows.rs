@@ -92,7 +92,13 @@ const COLUMNS: &[(Column, &[&str])] = &[
     ),
     (
         Column::Timezone,
-        &["timezone", "time_zone", "tz", "fuso_horario", "zona_horaria"],
+        &[
+            "timezone",
+            "time_zone",
+            "tz",
+            "fuso_horario",
+            "zona_horaria",
+        ],
     ),
     (
         Column::ExternalId,
@@ -128,9 +134,7 @@ pub enum ImportError {
 }
 
 /// A row that was not imported, as `GET /leads/import/{id}/errors` lists it.
-#[derive(
-    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RowError {
     /// The row's number in the file, the header being row 1.
     pub row: u64,

@@ -243,7 +243,10 @@ pub async fn list(
     .limit()?;
     let est = &params.establishment_id;
     if params.campaign_id.as_ref().is_some_and(|c| c.len() > 64) {
-        return Err(Error::invalid("campaign_id", "must be at most 64 characters"));
+        return Err(Error::invalid(
+            "campaign_id",
+            "must be at most 64 characters",
+        ));
     }
     require_member(app, principal, est, Role::Viewer, "establishment").await?;
     let search = match params.q.as_deref() {
@@ -298,7 +301,12 @@ pub async fn patch(
             };
             app.store.add_do_not_call(&est, &entry, &user).await?;
         }
-        Some(_) if app.store.on_do_not_call_list(&est, &lead.phone_e164).await? => {
+        Some(_)
+            if app
+                .store
+                .on_do_not_call_list(&est, &lead.phone_e164)
+                .await? =>
+        {
             return Err(Error::Unprocessable {
                 code: "do_not_call",
                 message: "the number is on the establishment's do-not-call list; an admin must \
@@ -322,11 +330,7 @@ pub async fn patch(
         if app.store.replace_lead(&next, lead.version).await? {
             return Ok(next.into());
         }
-        lead = app
-            .store
-            .lead(id)
-            .await?
-            .ok_or(Error::NotFound("lead"))?;
+        lead = app.store.lead(id).await?.ok_or(Error::NotFound("lead"))?;
     }
     Err(Error::Conflict(
         "the lead is being changed by other requests; retry shortly".into(),
@@ -344,5 +348,31 @@ pub async fn delete(app: &App, principal: &Principal, id: &LeadId) -> Result<()>
         Err(Error::Conflict(
             "the lead changed while it was being deleted; retry".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_is_a_number_prefix_in_e164_or_a_name_prefix() {
+        // GIVEN searches as people type them, in a US and a UK establishment
+        let phone = |q: &str, region: &str| match search_of(q, Some(region)).unwrap() {
+            LeadSearch::Phone(p) => p,
+            other => panic!("{q}: {other:?}"),
+        };
+        // THEN digits are E.164 prefixes: international as written, national in the region
+        assert_eq!(phone("+1 (208) 55", "US"), "+120855");
+        assert_eq!(phone("(201) 555", "US"), "+1201555");
+        assert_eq!(phone("1201", "US"), "+1201");
+        assert_eq!(phone("020 7946", "GB"), "+44207946");
+        assert_eq!(phone("44 20", "GB"), "+4420");
+        // AND anything else is a name prefix, as names are indexed
+        assert_eq!(
+            search_of("  Ana   MARIA ", Some("US")).unwrap(),
+            LeadSearch::Name("ana maria".into())
+        );
+        assert!(search_of(&"9".repeat(101), None).is_err());
     }
 }

@@ -85,7 +85,11 @@ fn lead_item(lead: &LeadRecord) -> Result<Item> {
     item.insert(keys::GSI2SK.into(), s(sort));
     item.insert(keys::GSI3PK.into(), s(keys::lead_phones_index(est)));
     item.insert(keys::GSI3SK.into(), s(lead.phone_e164.as_str()));
-    if let Some(name) = lead.name.as_deref().filter(|n| !keys::search_name(n).is_empty()) {
+    if let Some(name) = lead
+        .name
+        .as_deref()
+        .filter(|n| !keys::search_name(n).is_empty())
+    {
         item.insert(keys::GSI4PK.into(), s(keys::lead_names_index(est)));
         item.insert(keys::GSI4SK.into(), s(keys::lead_name_sort(name, &lead.id)));
     }
@@ -241,7 +245,8 @@ impl Store {
                 })
             })
             .collect::<Result<_>>()?;
-        let mut read: HashMap<keys::Key, Item> = self.batch_get(&wanted).await?.into_iter().collect();
+        let mut read: HashMap<keys::Key, Item> =
+            self.batch_get(&wanted).await?.into_iter().collect();
         let mut items = Vec::with_capacity(wanted.len());
         for key in &wanted {
             let Some(item) = read.remove(key) else {
@@ -323,13 +328,17 @@ impl Store {
             (":accepted".to_owned(), s(ImportStatus::Accepted.as_str())),
             (":running".to_owned(), s(ImportStatus::Running.as_str())),
         ]);
-        let mut expression = "SET #status = :status, completed_at = :now, updated_at = :now".to_owned();
+        let mut expression =
+            "SET #status = :status, completed_at = :now, updated_at = :now".to_owned();
         let status = match failure {
             None => ImportStatus::Completed,
             Some(failure) => {
                 expression.push_str(", #error = :error");
                 names.insert("#error".to_owned(), "error".to_owned());
-                values.insert(":error".to_owned(), serde_dynamo::to_attribute_value(failure)?);
+                values.insert(
+                    ":error".to_owned(),
+                    serde_dynamo::to_attribute_value(failure)?,
+                );
                 ImportStatus::Failed
             }
         };

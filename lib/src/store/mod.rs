@@ -30,9 +30,7 @@ pub use calls::{CreateCallError, InboundContext, StatusChange};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
-pub use leads::{
-    BatchConflict, ImportBatch, ImportCounts, LeadQuery, LeadSearch, LeadWrite,
-};
+pub use leads::{BatchConflict, ImportBatch, ImportCounts, LeadQuery, LeadSearch, LeadWrite};
 pub use live::UNREPORTED_END;
 pub use outbound::OutboundContext;
 pub use phones::{Route, RoutingError};

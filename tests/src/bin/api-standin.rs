@@ -1,7 +1,8 @@
 //! `make fuzz`'s API: a fresh test stack (resources in the emulator at `AWS_ENDPOINT_URL`,
 //! the Twilio stand-in, a bootstrapped admin) holding one establishment whose number routes
 //! to a published agent (plus a draft), a runtime started on an in-process runtime-sim and
-//! reported ready, and a call in progress with a transcript and a tool call; every function
+//! reported ready, a call in progress with a transcript and a tool call, and a lead imported by
+//! a completed import job (with one rejected row); every function
 //! served on one port as the router table maps paths. Prints one JSON line (`url`, the
 //! admin's `token` and those ids), then serves until killed.
 
@@ -67,6 +68,38 @@ async fn main() -> anyhow::Result<()> {
         .await
         .expect(200)["items"][0]["id"]
         .clone();
+    // A lead, imported through the import job, and the job with a rejected row.
+    let upload = format!("uploads/{establishment_id}/leads/fuzz/leads.csv");
+    stack
+        .app
+        .blobs
+        .put(
+            &upload,
+            b"phone,name,plan\n+14155550142,Ada Lovelace,gold\nnot-a-number,Bad Row,\n".to_vec(),
+            "text/csv",
+        )
+        .await?;
+    let job_id = stack
+        .post(
+            "/leads/import",
+            &token,
+            json!({ "establishment_id": establishment_id, "s3_key": upload }),
+        )
+        .await
+        .expect(202)["job_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    callplane::service::lead_import::run(&stack.app, &callplane::ids::ImportJobId::parse(&job_id)?)
+        .await?;
+    let lead_id = stack
+        .get(
+            &format!("/leads?establishment_id={establishment_id}"),
+            &token,
+        )
+        .await
+        .expect(200)["items"][0]["id"]
+        .clone();
     let url = stack.serve_api().await;
     println!(
         "{}",
@@ -79,6 +112,8 @@ async fn main() -> anyhow::Result<()> {
             "phone_number_id": phone_number_id,
             "runtime_id": runtime_id,
             "call_id": call_id,
+            "job_id": job_id,
+            "lead_id": lead_id,
         })
     );
     std::future::pending::<()>().await;

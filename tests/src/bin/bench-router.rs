@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         "| function | router build, median of 200 (µs) | building its described routes, median of 50 (µs) | first /openapi.json of its own part (ms) |"
     );
     println!("|---|---|---|---|");
-    let routers: [(&str, RouterOf, ApiOf); 7] = [
+    let routers: [(&str, RouterOf, ApiOf); 8] = [
         ("auth", auth::router, auth::api),
         (
             "establishments",
@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
             twilio_webhooks::api,
         ),
         ("ingest", ingest::router, ingest::api),
+        ("leads", leads::router, leads::api),
     ];
     for (name, router_of, api_of) in routers {
         let samples: Vec<Duration> = (0..200)

@@ -25,18 +25,15 @@ struct World {
 async fn world() -> World {
     let stack = Stack::new().await;
     let admin = stack.admin().await;
-    let reply = stack
-        .post(
-            "/establishments",
-            &admin,
-            json!({ "name": "Dental Leads", "timezone": "America/New_York", "locale": "en-US" }),
-        )
+    let est = stack
+        .establishment_in(&admin, "Dental Leads", "America/New_York", "en-US")
         .await;
-    let est = reply.expect(201)["id"].as_str().unwrap().to_owned();
     let operator = stack
         .member(&admin, &est, "operator@leads.test", "operator")
         .await;
-    let viewer = stack.member(&admin, &est, "viewer@leads.test", "viewer").await;
+    let viewer = stack
+        .member(&admin, &est, "viewer@leads.test", "viewer")
+        .await;
     World {
         stack,
         admin,
@@ -185,9 +182,9 @@ fn kind(i: usize) -> Kind {
 /// Row `i`'s cells: phone, first name, last name, email, notes (an attribute).
 fn cells(i: usize) -> [String; 5] {
     let phone = match kind(i) {
-        Kind::InvalidPhone => ["12345", "+1 (000) 000-0000", "call me", "555-01", "+999 1"]
-            [(i / 20) % 5]
-            .to_owned(),
+        Kind::InvalidPhone => {
+            ["12345", "+1 (000) 000-0000", "call me", "555-01", "+999 1"][(i / 20) % 5].to_owned()
+        }
         Kind::Duplicate => written(i - 1),
         _ => written(i),
     };
@@ -311,8 +308,12 @@ async fn a_thousand_rows_in_three_files_import_with_exact_counters_and_row_error
             .filter_map(|i| {
                 let row = (2 + (i - range.start) * lines) as u64;
                 match kind(i) {
-                    Kind::InvalidPhone => Some((row, "invalid_phone".into(), "Phone Number".into())),
-                    Kind::Duplicate => Some((row, "duplicate_in_file".into(), "Phone Number".into())),
+                    Kind::InvalidPhone => {
+                        Some((row, "invalid_phone".into(), "Phone Number".into()))
+                    }
+                    Kind::Duplicate => {
+                        Some((row, "duplicate_in_file".into(), "Phone Number".into()))
+                    }
                     _ => None,
                 }
             })
@@ -323,22 +324,32 @@ async fn a_thousand_rows_in_three_files_import_with_exact_counters_and_row_error
             .find(|e| e["code"] == "duplicate_in_file")
             .unwrap();
         assert!(
-            duplicate["message"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("row {}", duplicate["row"].as_u64().unwrap() - *lines as u64)),
+            duplicate["message"].as_str().unwrap().contains(&format!(
+                "row {}",
+                duplicate["row"].as_u64().unwrap() - *lines as u64
+            )),
             "{duplicate}"
         );
     }
 
     // AND the leads are queryable by status: the numbers on the list show do_not_call
-    let listed = all(stack, &w.viewer, &format!("/leads?establishment_id={est}&status=do_not_call")).await;
+    let listed = all(
+        stack,
+        &w.viewer,
+        &format!("/leads?establishment_id={est}&status=do_not_call"),
+    )
+    .await;
     let numbers: BTreeSet<String> = listed
         .iter()
         .map(|l| l["phone_e164"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(numbers, dnc.iter().map(|&i| e164(i)).collect());
-    let new = all(stack, &w.viewer, &format!("/leads?establishment_id={est}&status=new")).await;
+    let new = all(
+        stack,
+        &w.viewer,
+        &format!("/leads?establishment_id={est}&status=new"),
+    )
+    .await;
     let new_count = (0..1000)
         .filter(|&i| {
             matches!(
@@ -399,13 +410,19 @@ async fn a_worker_killed_mid_file_resumes_without_a_lead_twice_and_with_exact_co
         if done >= 300 {
             break;
         }
-        assert!(!first.is_finished(), "the run ended before it could be killed");
+        assert!(
+            !first.is_finished(),
+            "the run ended before it could be killed"
+        );
     }
     first.abort();
     let _ = first.await;
     let midway = job(stack, token, &id).await;
     assert_eq!(midway["status"], "running");
-    assert!(midway["processed_rows"].as_u64().unwrap() < 2000, "{midway}");
+    assert!(
+        midway["processed_rows"].as_u64().unwrap() < 2000,
+        "{midway}"
+    );
 
     // AND the queue delivers the job again
     work(stack).await;
@@ -450,7 +467,10 @@ async fn concurrent_imports_of_overlapping_files_converge_on_one_lead_per_number
     let b = import(stack, token, est, &file(151..451)).await;
 
     // WHEN both run at once
-    let (ja, jb) = (ImportJobId::parse(&a).unwrap(), ImportJobId::parse(&b).unwrap());
+    let (ja, jb) = (
+        ImportJobId::parse(&a).unwrap(),
+        ImportJobId::parse(&b).unwrap(),
+    );
     let (ra, rb) = tokio::join!(run(&stack.app, &ja), run(&stack.app, &jb));
     ra.unwrap();
     rb.unwrap();
@@ -488,18 +508,34 @@ async fn each_lead_carries_the_time_zones_it_can_be_in() {
 
     // THEN each lead has its candidates, or the zone the file gave
     let zones = |e164: &'static str| async move {
-        let leads = all(stack, token, &format!("/leads?establishment_id={est}&q=%2B{}", &e164[1..])).await;
+        let leads = all(
+            stack,
+            token,
+            &format!("/leads?establishment_id={est}&q=%2B{}", &e164[1..]),
+        )
+        .await;
         assert_eq!(leads.len(), 1, "{e164}");
         leads[0]["timezones"].clone()
     };
     assert_eq!(zones("+12125550100").await, json!(["America/New_York"]));
     let idaho = zones("+12085550100").await;
-    let idaho: BTreeSet<&str> = idaho.as_array().unwrap().iter().map(|z| z.as_str().unwrap()).collect();
-    assert_eq!(idaho, BTreeSet::from(["America/Boise", "America/Los_Angeles"]));
+    let idaho: BTreeSet<&str> = idaho
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        idaho,
+        BTreeSet::from(["America/Boise", "America/Los_Angeles"])
+    );
     assert_eq!(zones("+12085550101").await, json!(["America/Chicago"]));
     assert_eq!(zones("+33142685300").await, json!(["Europe/Paris"]));
     assert_eq!(zones("+442079460000").await, json!(["Europe/London"]));
-    assert!(zones("+18005550100").await.as_array().unwrap().len() > 5, "toll-free: every NANP zone");
+    assert!(
+        zones("+18005550100").await.as_array().unwrap().len() > 5,
+        "toll-free: every NANP zone"
+    );
     let errors = all(stack, token, &format!("/leads/import/{id}/errors")).await;
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0]["code"], "invalid_timezone");
@@ -521,7 +557,11 @@ async fn the_leads_api_searches_edits_and_deletes_with_roles_and_the_do_not_call
     work(stack).await;
     let listed = all(stack, &w.viewer, &format!("/leads?establishment_id={est}")).await;
     assert_eq!(listed.len(), 3);
-    let ada = listed.iter().find(|l| l["first_name"] == "Ada").unwrap().clone();
+    let ada = listed
+        .iter()
+        .find(|l| l["first_name"] == "Ada")
+        .unwrap()
+        .clone();
     let ada_id = ada["id"].as_str().unwrap();
 
     // WHEN they are searched by number and by name prefix
@@ -556,9 +596,16 @@ async fn the_leads_api_searches_edits_and_deletes_with_roles_and_the_do_not_call
     assert_eq!(edited["status"], "qualified");
     let read = stack.get(&path, &w.viewer).await;
     assert_eq!(read.expect(200)["status"], "qualified");
-    let back = stack.patch(&path, &w.operator, json!({ "timezone": null })).await;
+    let back = stack
+        .patch(&path, &w.operator, json!({ "timezone": null }))
+        .await;
     assert_eq!(back.expect(200)["timezones"], json!(["America/New_York"]));
-    let qualified = all(stack, &w.viewer, &format!("/leads?establishment_id={est}&status=qualified")).await;
+    let qualified = all(
+        stack,
+        &w.viewer,
+        &format!("/leads?establishment_id={est}&status=qualified"),
+    )
+    .await;
     assert_eq!(qualified.len(), 1);
 
     // WHEN a viewer edits, an operator deletes
@@ -574,7 +621,10 @@ async fn the_leads_api_searches_edits_and_deletes_with_roles_and_the_do_not_call
             .body(Body::empty())
             .unwrap()
     };
-    stack.send_raw(req(&w.operator)).await.expect_error(403, "forbidden");
+    stack
+        .send_raw(req(&w.operator))
+        .await
+        .expect_error(403, "forbidden");
 
     // WHEN Ada is set to do_not_call
     let dnc = stack
@@ -583,7 +633,10 @@ async fn the_leads_api_searches_edits_and_deletes_with_roles_and_the_do_not_call
     assert_eq!(dnc.expect(200)["status"], "do_not_call");
     // THEN her number is on the list, audited, and she cannot leave the status while it is
     let list = stack
-        .get(&format!("/establishments/{est}/do-not-call?limit=100"), &w.viewer)
+        .get(
+            &format!("/establishments/{est}/do-not-call?limit=100"),
+            &w.viewer,
+        )
         .await;
     assert!(
         list.expect(200)["items"]
@@ -620,7 +673,10 @@ async fn the_leads_api_searches_edits_and_deletes_with_roles_and_the_do_not_call
     let deleted = stack.send_raw(req(&w.admin)).await;
     assert_eq!(deleted.status, 204);
     // THEN she is gone, and the deletion is audited
-    stack.get(&path, &w.viewer).await.expect_error(404, "not_found");
+    stack
+        .get(&path, &w.viewer)
+        .await
+        .expect_error(404, "not_found");
     assert!(
         stack
             .audit_actions(&w.admin, est)
@@ -636,18 +692,35 @@ async fn another_establishment_sees_no_lead_job_or_upload_and_viewers_cannot_imp
     let stack = &w.stack;
     let id = import(stack, &w.operator, &w.est, b"phone\n+12015550001\n").await;
     work(stack).await;
-    let lead = all(stack, &w.viewer, &format!("/leads?establishment_id={}", w.est)).await;
+    let lead = all(
+        stack,
+        &w.viewer,
+        &format!("/leads?establishment_id={}", w.est),
+    )
+    .await;
     let lead_id = lead[0]["id"].as_str().unwrap();
     let other = stack.establishment(&w.admin, "Other").await;
-    let stranger = stack.member(&w.admin, &other, "stranger@leads.test", "admin").await;
+    let stranger = stack
+        .member(&w.admin, &other, "stranger@leads.test", "admin")
+        .await;
 
     // WHEN the stranger reaches for them THEN each is 404
-    stack.get(&format!("/leads/{lead_id}"), &stranger).await.expect_error(404, "not_found");
     stack
-        .patch(&format!("/leads/{lead_id}"), &stranger, json!({ "name": "x" }))
+        .get(&format!("/leads/{lead_id}"), &stranger)
         .await
         .expect_error(404, "not_found");
-    stack.get(&format!("/leads/import/{id}"), &stranger).await.expect_error(404, "not_found");
+    stack
+        .patch(
+            &format!("/leads/{lead_id}"),
+            &stranger,
+            json!({ "name": "x" }),
+        )
+        .await
+        .expect_error(404, "not_found");
+    stack
+        .get(&format!("/leads/import/{id}"), &stranger)
+        .await
+        .expect_error(404, "not_found");
     stack
         .get(&format!("/leads/import/{id}/errors"), &stranger)
         .await
@@ -664,14 +737,24 @@ async fn another_establishment_sees_no_lead_job_or_upload_and_viewers_cannot_imp
         )
         .await;
     let key = url.expect(200)["s3_key"].as_str().unwrap().to_owned();
-    callplane_tests::http_put(url.body["upload_url"].as_str().unwrap(), b"phone\n+12015550009\n").await;
+    callplane_tests::http_put(
+        url.body["upload_url"].as_str().unwrap(),
+        b"phone\n+12015550009\n",
+    )
+    .await;
     stack
-        .post("/leads/import", &stranger, json!({ "establishment_id": other, "s3_key": key }))
+        .post(
+            "/leads/import",
+            &stranger,
+            json!({ "establishment_id": other, "s3_key": key }),
+        )
         .await
         .expect_error(404, "not_found");
     // AND a viewer of the establishment may not import
     let body = multipart(&[("establishment_id", &w.est)], Some(("a.csv", b"phone\n")));
-    post_multipart(stack, &w.viewer, body).await.expect_error(403, "forbidden");
+    post_multipart(stack, &w.viewer, body)
+        .await
+        .expect_error(403, "forbidden");
 }
 
 #[tokio::test]
@@ -688,7 +771,10 @@ async fn a_large_file_goes_through_a_presigned_upload_and_oversized_files_are_re
         .await;
     let url = url.expect(200).clone();
     let key = url["s3_key"].as_str().unwrap();
-    assert!(key.starts_with(&format!("uploads/{}/leads/", w.est)), "{key}");
+    assert!(
+        key.starts_with(&format!("uploads/{}/leads/", w.est)),
+        "{key}"
+    );
     assert!(key.ends_with("/big_leads.csv"), "{key}");
     assert_eq!(url["max_bytes"], 50 * 1024 * 1024);
 
@@ -723,7 +809,11 @@ async fn a_large_file_goes_through_a_presigned_upload_and_oversized_files_are_re
         .await
         .unwrap();
     let too_big = stack
-        .post("/leads/import", &w.operator, json!({ "establishment_id": w.est, "s3_key": big }))
+        .post(
+            "/leads/import",
+            &w.operator,
+            json!({ "establishment_id": w.est, "s3_key": big }),
+        )
         .await;
     // THEN 413 and 404, and no job
     too_big.expect_error(413, "payload_too_large");
@@ -733,7 +823,11 @@ async fn a_large_file_goes_through_a_presigned_upload_and_oversized_files_are_re
         format!("uploads/{}/leads/missing.csv", w.est),
     ] {
         stack
-            .post("/leads/import", &w.operator, json!({ "establishment_id": w.est, "s3_key": key }))
+            .post(
+                "/leads/import",
+                &w.operator,
+                json!({ "establishment_id": w.est, "s3_key": key }),
+            )
             .await
             .expect_error(404, "not_found");
     }
@@ -754,10 +848,19 @@ async fn files_that_are_not_lead_csvs_fail_with_one_clear_error_and_create_nothi
     let stack = &w.stack;
     let wide_header: Vec<String> = (0..201).map(|i| format!("c{i}")).collect();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("not_csv", vec![0x89, b'P', b'N', b'G', 0, 0, 0, 13, 1, 2, 3]),
+        (
+            "not_csv",
+            vec![0x89, b'P', b'N', b'G', 0, 0, 0, 13, 1, 2, 3],
+        ),
         ("empty_file", Vec::new()),
-        ("no_phone_column", b"name,email\nAda,ada@example.com\n".to_vec()),
-        ("too_many_columns", format!("phone,{}\n+12015550001\n", wide_header.join(",")).into_bytes()),
+        (
+            "no_phone_column",
+            b"name,email\nAda,ada@example.com\n".to_vec(),
+        ),
+        (
+            "too_many_columns",
+            format!("phone,{}\n+12015550001\n", wide_header.join(",")).into_bytes(),
+        ),
         ("not_csv", b"phone\n\xff\xfe+12015550001\n".to_vec()),
     ];
     for (code, bytes) in cases {
@@ -771,7 +874,12 @@ async fn files_that_are_not_lead_csvs_fail_with_one_clear_error_and_create_nothi
         assert_eq!(answer["created"], 0);
         assert!(answer["completed_at"].is_string());
     }
-    let leads = all(stack, &w.viewer, &format!("/leads?establishment_id={}", w.est)).await;
+    let leads = all(
+        stack,
+        &w.viewer,
+        &format!("/leads?establishment_id={}", w.est),
+    )
+    .await;
     assert!(leads.is_empty());
 }
 
@@ -817,7 +925,12 @@ async fn bad_rows_are_rejected_one_by_one_and_bad_requests_are_4xx() {
             (5, "missing_phone")
         ]
     );
-    let leads = all(stack, &w.viewer, &format!("/leads?establishment_id={}", w.est)).await;
+    let leads = all(
+        stack,
+        &w.viewer,
+        &format!("/leads?establishment_id={}", w.est),
+    )
+    .await;
     assert_eq!(leads.len(), 1);
     assert_eq!(leads[0]["phone_e164"], "+33142685301");
     assert_eq!(leads[0]["attributes"]["notes"], "=cmd|' /C calc'!A0");
@@ -825,9 +938,15 @@ async fn bad_rows_are_rejected_one_by_one_and_bad_requests_are_4xx() {
     // AND bad requests are 400 naming the field, and change nothing
     let est = &w.est;
     for (path, field) in [
-        (format!("/leads?establishment_id={est}&status=hot"), "status"),
+        (
+            format!("/leads?establishment_id={est}&status=hot"),
+            "status",
+        ),
         (format!("/leads?establishment_id={est}&limit=0"), "limit"),
-        (format!("/leads?establishment_id=nope"), "establishment_id"),
+        (
+            "/leads?establishment_id=nope".to_owned(),
+            "establishment_id",
+        ),
     ] {
         let reply = stack.get(&path, &w.viewer).await;
         let message = reply.expect_error(400, "validation_failed");
@@ -835,24 +954,38 @@ async fn bad_rows_are_rejected_one_by_one_and_bad_requests_are_4xx() {
     }
     // (ids of the wrong shape in a path are no such resource, as everywhere in the API)
     for path in ["/leads/lead_nope", "/leads/import/imp_nope"] {
-        stack.get(path, &w.viewer).await.expect_error(404, "not_found");
+        stack
+            .get(path, &w.viewer)
+            .await
+            .expect_error(404, "not_found");
     }
     let lead = leads[0]["id"].as_str().unwrap();
     for (body, field) in [
         (json!({ "email": "nope" }), "email"),
         (json!({ "timezone": "Mars/Base" }), "timezone"),
         (json!({ "status": "hot" }), "status"),
-        (json!({ "attributes": { "k": "v".repeat(4097) } }), "attributes.k"),
+        (
+            json!({ "attributes": { "k": "v".repeat(4097) } }),
+            "attributes.k",
+        ),
         (json!({ "phone_e164": "+12015550003" }), "phone_e164"),
     ] {
-        let reply = stack.patch(&format!("/leads/{lead}"), &w.operator, body).await;
+        let reply = stack
+            .patch(&format!("/leads/{lead}"), &w.operator, body)
+            .await;
         let message = reply.expect_error(400, "validation_failed");
         assert!(message.contains(field), "{message}");
     }
     for (fields, field) in [
-        (vec![("establishment_id", est.as_str()), ("default_region", "ZZ")], "default_region"),
+        (
+            vec![("establishment_id", est.as_str()), ("default_region", "ZZ")],
+            "default_region",
+        ),
         (vec![("default_region", "US")], "establishment_id"),
-        (vec![("establishment_id", est.as_str()), ("color", "red")], "color"),
+        (
+            vec![("establishment_id", est.as_str()), ("color", "red")],
+            "color",
+        ),
     ] {
         let body = multipart(&fields, Some(("a.csv", b"phone\n")));
         let message = post_multipart(stack, &w.operator, body)
