@@ -4,6 +4,7 @@
 mod agent;
 pub mod analysis;
 mod call;
+pub mod dialing;
 mod email;
 mod establishment;
 pub mod event;

@@ -79,7 +79,7 @@ pub enum Weekday {
 }
 
 impl Weekday {
-    fn from_chrono(d: chrono::Weekday) -> Self {
+    pub(crate) fn from_chrono(d: chrono::Weekday) -> Self {
         match d {
             chrono::Weekday::Mon => Weekday::Mon,
             chrono::Weekday::Tue => Weekday::Tue,
@@ -111,6 +111,11 @@ impl ClockTime {
             return Err(err());
         }
         Ok(Self(h * 60 + m))
+    }
+
+    /// Minutes since midnight (0 to 1440).
+    pub fn minutes(self) -> u16 {
+        self.0
     }
 }
 
