@@ -41,16 +41,7 @@ struct RawSchedule {
 impl TryFrom<RawSchedule> for CampaignSchedule {
     type Error = String;
     fn try_from(raw: RawSchedule) -> Result<Self, String> {
-        if raw.days.is_empty() {
-            return Err("days must name at least one day".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        if !raw.days.iter().all(|d| seen.insert(*d)) {
-            return Err("days must not repeat a day".into());
-        }
-        if raw.end <= raw.start {
-            return Err(format!("end {} must be after start {}", raw.end, raw.start));
-        }
+        super::telephony::check_days_and_hours(&raw.days, raw.start, raw.end)?;
         Ok(Self {
             timezone: raw.timezone,
             days: raw.days,

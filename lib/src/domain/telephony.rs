@@ -169,22 +169,32 @@ struct RawBusinessHours {
 impl TryFrom<RawBusinessHours> for BusinessHours {
     type Error = String;
     fn try_from(raw: RawBusinessHours) -> Result<Self, String> {
-        if raw.days.is_empty() {
-            return Err("days must name at least one day".into());
-        }
-        let mut seen = std::collections::HashSet::new();
-        if !raw.days.iter().all(|d| seen.insert(*d)) {
-            return Err("days must not repeat a day".into());
-        }
-        if raw.end <= raw.start {
-            return Err(format!("end {} must be after start {}", raw.end, raw.start));
-        }
+        check_days_and_hours(&raw.days, raw.start, raw.end)?;
         Ok(Self {
             days: raw.days,
             start: raw.start,
             end: raw.end,
         })
     }
+}
+
+/// The rule every weekly window follows: at least one day, none twice, `end` after `start`.
+pub(crate) fn check_days_and_hours(
+    days: &[Weekday],
+    start: ClockTime,
+    end: ClockTime,
+) -> Result<(), String> {
+    if days.is_empty() {
+        return Err("days must name at least one day".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    if !days.iter().all(|d| seen.insert(*d)) {
+        return Err("days must not repeat a day".into());
+    }
+    if end <= start {
+        return Err(format!("end {end} must be after start {start}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
