@@ -1,11 +1,20 @@
-//! When a campaign may dial a lead (groundwork of the campaign dialer, issue 14): inside the
-//! campaign's schedule (its days and hours in its own time zone) **and** inside the legal
-//! calling hours, 08:00–21:00, in every zone the lead may be in (47 CFR 64.1200 measures them at
-//! the called party's location, and a number may be in several). A lead with no zone is never
-//! dialed: the rule fails closed. Every function takes the instant as input, so the dialer's
-//! decisions can be walked through days and DST changes in tests without waiting.
+//! The campaign dialer's decisions (groundwork of issue 14), as pure functions of the instant:
+//!
+//! - **when** a lead may be dialed: inside the campaign's schedule (its days and hours in its
+//!   own time zone) **and** inside the legal calling hours, 08:00–21:00, in every zone the
+//!   lead may be in (47 CFR 64.1200 measures them at the called party's location, and a number
+//!   may be in several); a lead with no zone is never dialed — the rule fails closed;
+//! - **what an attempt came to** ([`Outcome`], from the call's final status and Twilio's
+//!   `AnsweredBy`) and whether the lead is dialed again ([`RetryPolicy::after`]: one attempt
+//!   budget per lead, by outcome, never after a human conversation);
+//! - **how fast** ([`Pacer`]: any rate from 1 to 600 per minute, evenly spaced, never more than
+//!   the rate in any 60 s);
+//! - **when to stop** ([`breaker_trips`]: at least half of at least 5 attempts in 120 s failed).
+//!
+//! Every function takes the instant as input, so the dialer's decisions can be walked through
+//! days and DST changes in tests without waiting.
 
-use super::{ClockTime, TimeZone, Weekday};
+use super::{AnsweredBy, CallStatus, ClockTime, TimeZone, Weekday};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone as _, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -135,6 +144,174 @@ fn local_instant(zone: &TimeZone, date: NaiveDate, minute: u16) -> Option<DateTi
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// What one dial of a lead came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A person answered and the call went on: never dialed again.
+    Human,
+    /// An answering machine or fax took it (Twilio's `AnsweredBy` `machine_*`, `fax`).
+    Voicemail,
+    Busy,
+    NoAnswer,
+    /// The provider could not place or connect it, or it was refused.
+    Failed,
+}
+
+impl Outcome {
+    /// The outcome of a call that reached final status `status`, answered by `answered_by`
+    /// when Twilio's answering-machine detection said; `None` while the call is not over.
+    pub fn of(status: CallStatus, answered_by: Option<AnsweredBy>) -> Option<Self> {
+        if !status.is_final() {
+            return None;
+        }
+        Some(match status {
+            CallStatus::Busy => Outcome::Busy,
+            CallStatus::NoAnswer | CallStatus::Canceled => Outcome::NoAnswer,
+            CallStatus::Failed | CallStatus::Rejected => Outcome::Failed,
+            _ if answered_by.is_some_and(AnsweredBy::is_machine) => Outcome::Voicemail,
+            _ => Outcome::Human,
+        })
+    }
+
+    /// Whether it counts against the circuit breaker (busy and no answer say nothing about
+    /// our side).
+    pub fn is_failure(self) -> bool {
+        self == Outcome::Failed
+    }
+}
+
+/// A campaign's retry policy (A.6 `retry`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "RawRetry")]
+pub struct RetryPolicy {
+    /// Dials of one lead in all, the first included (1 to 10).
+    pub max_attempts: u32,
+    /// The outcomes worth another dial; never `human`.
+    pub retry_on: Vec<Outcome>,
+    /// The wait after such an outcome, in minutes (1 to 10,080: a week).
+    pub delay_minutes: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: u32,
+    retry_on: Vec<Outcome>,
+    delay_minutes: u32,
+}
+
+impl TryFrom<RawRetry> for RetryPolicy {
+    type Error = String;
+    fn try_from(raw: RawRetry) -> Result<Self, String> {
+        if !(1..=10).contains(&raw.max_attempts) {
+            return Err("max_attempts must be between 1 and 10".into());
+        }
+        if raw.retry_on.contains(&Outcome::Human) {
+            return Err("retry_on cannot hold human: a conversation is never dialed again".into());
+        }
+        if !(1..=10_080).contains(&raw.delay_minutes) {
+            return Err("delay_minutes must be between 1 and 10080".into());
+        }
+        let mut retry_on = raw.retry_on;
+        retry_on.sort_by_key(|o| *o as u8);
+        retry_on.dedup();
+        Ok(Self {
+            max_attempts: raw.max_attempts,
+            retry_on,
+            delay_minutes: raw.delay_minutes,
+        })
+    }
+}
+
+impl Default for RetryPolicy {
+    /// Three dials, again after busy, no answer and voicemail, an hour apart.
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_on: vec![Outcome::Voicemail, Outcome::Busy, Outcome::NoAnswer],
+            delay_minutes: 60,
+        }
+    }
+}
+
+/// What happens to a lead after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Dial again, not before this instant (and then only inside the windows).
+    RetryAt(DateTime<Utc>),
+    /// A conversation took place.
+    Completed,
+    /// The outcome is not retried, or the budget is spent.
+    Exhausted,
+}
+
+impl RetryPolicy {
+    /// What follows attempt number `attempts` (1 for the first dial) ending as `outcome` at
+    /// `ended_at`.
+    pub fn after(&self, attempts: u32, outcome: Outcome, ended_at: DateTime<Utc>) -> AfterAttempt {
+        if outcome == Outcome::Human {
+            AfterAttempt::Completed
+        } else if attempts < self.max_attempts && self.retry_on.contains(&outcome) {
+            AfterAttempt::RetryAt(ended_at + Duration::minutes(i64::from(self.delay_minutes)))
+        } else {
+            AfterAttempt::Exhausted
+        }
+    }
+}
+
+/// Dials spread evenly at a rate of `calls_per_minute` (1 to 600): one every
+/// `60 s / calls_per_minute`, rounded up to the microsecond, so no 60 s holds more than the
+/// rate whatever the rate (30 a minute is one every 2 s, 7 a minute one every 8.571429 s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pacer {
+    interval_us: i64,
+}
+
+impl Pacer {
+    /// Slowest and fastest rates, per minute.
+    pub const RATES: std::ops::RangeInclusive<u32> = 1..=600;
+
+    /// A pacer at `calls_per_minute`, checked.
+    pub fn new(calls_per_minute: u32) -> Result<Self, String> {
+        if !Self::RATES.contains(&calls_per_minute) {
+            return Err("calls_per_minute must be between 1 and 600".into());
+        }
+        let rate = i64::from(calls_per_minute);
+        Ok(Self {
+            interval_us: (60_000_000 + rate - 1) / rate,
+        })
+    }
+
+    /// The earliest instant the next dial may go at: `now`, or one interval after the last
+    /// dial if that is later.
+    pub fn next(&self, last_dial: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+        match last_dial {
+            Some(last) => now.max(last + Duration::microseconds(self.interval_us)),
+            None => now,
+        }
+    }
+}
+
+/// How far back the circuit breaker looks.
+pub const BREAKER_WINDOW_SECS: i64 = 120;
+/// Fewest attempts in the window before the breaker may trip.
+pub const BREAKER_MIN_ATTEMPTS: usize = 5;
+
+/// Whether the campaign should pause itself: of the attempts that ended in the last
+/// [`BREAKER_WINDOW_SECS`] before `now`, at least [`BREAKER_MIN_ATTEMPTS`], and at least half
+/// of them failures (busy and no answer are not).
+pub fn breaker_trips(ended: &[(DateTime<Utc>, Outcome)], now: DateTime<Utc>) -> bool {
+    let since = now - Duration::seconds(BREAKER_WINDOW_SECS);
+    let recent: Vec<Outcome> = ended
+        .iter()
+        .filter(|(at, _)| *at > since && *at <= now)
+        .map(|(_, outcome)| *outcome)
+        .collect();
+    let failed = recent.iter().filter(|o| o.is_failure()).count();
+    recent.len() >= BREAKER_MIN_ATTEMPTS && failed * 2 >= recent.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +433,131 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn an_attempt_s_outcome_comes_from_its_final_status_and_answering_machine_detection() {
+        // GIVEN final statuses with and without Twilio's AnsweredBy
+        let of = |status, by| Outcome::of(status, by);
+        // THEN a completed call is a conversation unless a machine answered
+        assert_eq!(of(CallStatus::Completed, None), Some(Outcome::Human));
+        assert_eq!(
+            of(CallStatus::Completed, Some(AnsweredBy::Human)),
+            Some(Outcome::Human)
+        );
+        assert_eq!(
+            of(CallStatus::Completed, Some(AnsweredBy::MachineEndBeep)),
+            Some(Outcome::Voicemail)
+        );
+        assert_eq!(of(CallStatus::Busy, None), Some(Outcome::Busy));
+        assert_eq!(of(CallStatus::NoAnswer, None), Some(Outcome::NoAnswer));
+        assert_eq!(of(CallStatus::Failed, None), Some(Outcome::Failed));
+        // AND a call still going has no outcome yet
+        assert_eq!(of(CallStatus::InProgress, Some(AnsweredBy::Human)), None);
+    }
+
+    #[test]
+    fn retries_follow_the_outcome_within_one_budget_and_never_after_a_conversation() {
+        // GIVEN three dials, again after busy and voicemail, 30 minutes apart
+        let policy: RetryPolicy = serde_json::from_value(serde_json::json!({
+            "max_attempts": 3, "retry_on": ["busy", "voicemail", "busy"], "delay_minutes": 30
+        }))
+        .unwrap();
+        let at = utc("2026-12-07T15:00:00Z");
+        // THEN busy on the first and second dial is retried 30 minutes later, not on the third
+        assert_eq!(
+            policy.after(1, Outcome::Busy, at),
+            AfterAttempt::RetryAt(utc("2026-12-07T15:30:00Z"))
+        );
+        assert!(matches!(
+            policy.after(2, Outcome::Voicemail, at),
+            AfterAttempt::RetryAt(_)
+        ));
+        assert_eq!(policy.after(3, Outcome::Busy, at), AfterAttempt::Exhausted);
+        // AND an outcome not listed ends the lead, a conversation completes it
+        assert_eq!(
+            policy.after(1, Outcome::NoAnswer, at),
+            AfterAttempt::Exhausted
+        );
+        assert_eq!(policy.after(1, Outcome::Human, at), AfterAttempt::Completed);
+        // AND policies that would retry a conversation or have no budget are refused
+        for bad in [
+            serde_json::json!({ "max_attempts": 3, "retry_on": ["human"], "delay_minutes": 30 }),
+            serde_json::json!({ "max_attempts": 0, "retry_on": [], "delay_minutes": 30 }),
+            serde_json::json!({ "max_attempts": 3, "retry_on": [], "delay_minutes": 0 }),
+            serde_json::json!({ "max_attempts": 3, "retry_on": ["hung_up"], "delay_minutes": 30 }),
+        ] {
+            assert!(
+                serde_json::from_value::<RetryPolicy>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn paced_dials_never_exceed_the_rate_in_any_60_seconds() {
+        // GIVEN rates that do and do not divide a minute, each dialing as fast as allowed
+        for rate in [1, 6, 7, 30, 59, 60, 61, 599, 600] {
+            let pacer = Pacer::new(rate).unwrap();
+            let start = utc("2026-12-07T15:00:00Z");
+            let mut dials = vec![];
+            let mut last = None;
+            while dials.len() < 3 * rate as usize + 1 {
+                let at = pacer.next(last, start);
+                dials.push(at);
+                last = Some(at);
+            }
+            // THEN every window of 60 s starting at a dial holds at most `rate` dials, and the
+            // rate is met: `rate + 1` dials span a minute, give or take the rounding (at most a
+            // microsecond per dial)
+            for (i, from) in dials.iter().enumerate() {
+                let within = dials[i..]
+                    .iter()
+                    .take_while(|t| **t < *from + Duration::seconds(60))
+                    .count();
+                assert!(within <= rate as usize, "{rate}/min: {within} in 60 s");
+            }
+            let span = dials[rate as usize] - dials[0];
+            assert!(
+                span <= Duration::seconds(60) + Duration::microseconds(i64::from(rate)),
+                "{rate}: {span}"
+            );
+        }
+        assert!(Pacer::new(0).is_err());
+        assert!(Pacer::new(601).is_err());
+    }
+
+    #[test]
+    fn the_breaker_trips_when_half_of_five_recent_attempts_failed() {
+        // GIVEN attempts ending in the last two minutes
+        let now = utc("2026-12-07T15:10:00Z");
+        let ago = |secs: i64| now - Duration::seconds(secs);
+        let failed = |secs| (ago(secs), Outcome::Failed);
+        let busy = |secs| (ago(secs), Outcome::Busy);
+        // THEN 3 failed of 5 trips, 2 of 5 does not, 4 of 4 is too few to judge
+        assert!(breaker_trips(
+            &[failed(1), failed(2), failed(3), busy(4), busy(5)],
+            now
+        ));
+        assert!(!breaker_trips(
+            &[failed(1), failed(2), busy(3), busy(4), busy(5)],
+            now
+        ));
+        assert!(!breaker_trips(
+            &[failed(1), failed(2), failed(3), failed(4)],
+            now
+        ));
+        // AND failures older than 120 s do not count; busy and no answer are never failures
+        assert!(!breaker_trips(
+            &[
+                failed(1),
+                failed(2),
+                failed(121),
+                busy(3),
+                (ago(4), Outcome::NoAnswer),
+                busy(5)
+            ],
+            now
+        ));
     }
 }
