@@ -168,6 +168,15 @@ impl Locale {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The tag's region when it is a country libphonenumber knows (`en-US` → `US`): where
+    /// numbers written without a country code are read.
+    pub fn phone_region(&self) -> Option<&str> {
+        self.0
+            .rsplit_once('-')
+            .map(|(_, region)| region)
+            .filter(|r| r.len() == 2 && r.parse::<phonenumber::country::Id>().is_ok())
+    }
 }
 
 impl TryFrom<String> for Locale {
@@ -186,6 +195,23 @@ impl From<Locale> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_locale_s_phone_region_is_its_country() {
+        // GIVEN locales with and without a country
+        let region = |tag: &str| {
+            Locale::parse(tag)
+                .unwrap()
+                .phone_region()
+                .map(str::to_owned)
+        };
+        // THEN only a country libphonenumber knows is a phone region
+        assert_eq!(region("en-US").as_deref(), Some("US"));
+        assert_eq!(region("pt-BR").as_deref(), Some("BR"));
+        assert_eq!(region("zh-Hant-TW").as_deref(), Some("TW"));
+        assert_eq!(region("en"), None);
+        assert_eq!(region("es-419"), None);
+    }
 
     #[test]
     fn time_zones_must_be_iana_names() {

@@ -296,13 +296,7 @@ async fn region_of(
         .establishment(est)
         .await?
         .ok_or(Error::NotFound("establishment"))?;
-    Ok(establishment
-        .locale
-        .as_str()
-        .rsplit('-')
-        .next()
-        .filter(|r| r.len() == 2 && r.parse::<phonenumber::country::Id>().is_ok())
-        .map(str::to_owned))
+    Ok(establishment.locale.phone_region().map(str::to_owned))
 }
 
 /// `POST /leads/import/upload-url` (operators and admins).

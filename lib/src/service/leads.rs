@@ -252,12 +252,9 @@ pub async fn list(
     let search = match params.q.as_deref() {
         None => None,
         Some(q) => {
-            let region = app
-                .store
-                .establishment(est)
-                .await?
-                .and_then(|e| e.locale.as_str().rsplit('-').next().map(str::to_owned));
-            Some(search_of(q, region.as_deref())?)
+            let establishment = app.store.establishment(est).await?;
+            let region = establishment.as_ref().and_then(|e| e.locale.phone_region());
+            Some(search_of(q, region)?)
         }
     };
     let query = LeadQuery {
@@ -290,6 +287,8 @@ pub async fn patch(
 ) -> Result<LeadView> {
     let found = app.store.lead(id).await?;
     let (user, mut lead) = member_of(app, principal, found, Role::Operator).await?;
+    // Checked before anything is written: a bad field must not leave the number on the list.
+    let mut next = patch.apply(&lead)?;
     let est = lead.establishment_id.clone();
     match patch.status {
         Some(LeadStatus::DoNotCall) => {
@@ -318,7 +317,6 @@ pub async fn patch(
         _ => {}
     }
     for _ in 0..PATCH_ATTEMPTS {
-        let mut next = patch.apply(&lead)?;
         if let Some(status) = patch.status {
             next.status = status;
         }
@@ -331,6 +329,7 @@ pub async fn patch(
             return Ok(next.into());
         }
         lead = app.store.lead(id).await?.ok_or(Error::NotFound("lead"))?;
+        next = patch.apply(&lead)?;
     }
     Err(Error::Conflict(
         "the lead is being changed by other requests; retry shortly".into(),

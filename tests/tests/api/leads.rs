@@ -962,6 +962,10 @@ async fn bad_rows_are_rejected_one_by_one_and_bad_requests_are_4xx() {
     let lead = leads[0]["id"].as_str().unwrap();
     for (body, field) in [
         (json!({ "email": "nope" }), "email"),
+        (
+            json!({ "status": "do_not_call", "first_name": "v".repeat(4097) }),
+            "first_name",
+        ),
         (json!({ "timezone": "Mars/Base" }), "timezone"),
         (json!({ "status": "hot" }), "status"),
         (
@@ -1000,4 +1004,13 @@ async fn bad_rows_are_rejected_one_by_one_and_bad_requests_are_4xx() {
     assert!(message.contains("file"), "{message}");
     let unchanged = stack.get(&format!("/leads/{lead}"), &w.viewer).await;
     assert_eq!(unchanged.expect(200)["email"], "a@b.co");
+    assert_eq!(unchanged.body["status"], "new");
+    let list = stack
+        .get(&format!("/establishments/{est}/do-not-call"), &w.viewer)
+        .await;
+    assert_eq!(
+        list.expect(200)["items"],
+        json!([]),
+        "a refused PATCH added nothing"
+    );
 }
