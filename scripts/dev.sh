@@ -27,12 +27,14 @@ DELIVER_PID=""
 TICK_PID=""
 LIVE_PID=""
 IMPORT_PID=""
+CAMPAIGN_PID=""
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
   [ -n "$DELIVER_PID" ] && kill "$DELIVER_PID" 2>/dev/null || true
   [ -n "$TICK_PID" ] && kill "$TICK_PID" 2>/dev/null || true
   [ -n "$LIVE_PID" ] && kill "$LIVE_PID" 2>/dev/null || true
   [ -n "$IMPORT_PID" ] && kill "$IMPORT_PID" 2>/dev/null || true
+  [ -n "$CAMPAIGN_PID" ] && kill "$CAMPAIGN_PID" 2>/dev/null || true
   [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
@@ -100,8 +102,10 @@ cat <<INFO
                 (log: .local/post-call-events.log); live-sentiment queue -> the same
                 function (log: .local/live-sentiment-events.log)
   Lead imports  lead import queue -> lead-import function (log: .local/lead-import-events.log)
-  Sweeper       the call sweeper every 60 s, as its EventBridge schedule runs it
-                (log: .local/call-sweeper.log)
+  Campaigns     campaign queue -> campaign-worker function, the dialer's ticks
+                (log: .local/campaign-worker-events.log)
+  Sweeper       the call sweeper every 60 s, as its EventBridge schedule runs it; it also
+                restarts broken campaign tick chains (log: .local/call-sweeper.log)
   Stop          Ctrl-C
 
 INFO
@@ -120,6 +124,10 @@ LIVE_PID=$!
   "http://127.0.0.1:$API_PORT/2015-03-31/functions/lead-import/invocations" \
   > .local/lead-import-events.log 2>&1 &
 IMPORT_PID=$!
+"$ADMIN_BIN" deliver "$CAMPAIGN_QUEUE_URL" \
+  "http://127.0.0.1:$API_PORT/2015-03-31/functions/campaign-worker/invocations" \
+  > .local/campaign-worker-events.log 2>&1 &
+CAMPAIGN_PID=$!
 # EventBridge's rate(1 minute) schedule of the call sweeper, locally.
 "$ADMIN_BIN" tick "http://127.0.0.1:$API_PORT/2015-03-31/functions/call-sweeper/invocations" \
   call-sweeper 60 > .local/call-sweeper.log 2>&1 &

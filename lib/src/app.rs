@@ -32,6 +32,8 @@ pub struct App {
     pub live_sentiment: Option<Queue>,
     /// The leads import queue (`LEAD_IMPORT_QUEUE_URL`), when configured.
     pub lead_imports: Option<Queue>,
+    /// The campaign dialer's tick queue (`CAMPAIGN_QUEUE_URL`), when configured.
+    pub campaign_ticks: Option<Queue>,
     /// The last readiness answer and when it was computed (`service::health`).
     pub ready_cache:
         std::sync::Mutex<Option<(std::time::Instant, crate::service::health::Readiness)>>,
@@ -91,6 +93,14 @@ impl App {
     pub fn summary_jobs(&self) -> Result<&Queue> {
         self.summary_jobs.as_ref().ok_or_else(|| {
             Error::internal("the summary queue is not configured (SUMMARY_QUEUE_URL)")
+        })
+    }
+
+    /// The campaign tick queue; the functions that tick campaigns check the setting at
+    /// start-up.
+    pub fn campaign_ticks(&self) -> Result<&Queue> {
+        self.campaign_ticks.as_ref().ok_or_else(|| {
+            Error::internal("the campaign queue is not configured (CAMPAIGN_QUEUE_URL)")
         })
     }
 
@@ -157,6 +167,10 @@ impl App {
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
             lead_imports: config
                 .lead_import_queue_url
+                .as_ref()
+                .map(|url| Queue::new(sqs.clone(), url.clone())),
+            campaign_ticks: config
+                .campaign_queue_url
                 .as_ref()
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
             sqs,

@@ -90,6 +90,9 @@ pub struct Config {
     /// The queue of leads import jobs (`LEAD_IMPORT_QUEUE_URL`); the leads function needs it
     /// (see [`Config::lead_import_queue`]).
     pub lead_import_queue_url: Option<String>,
+    /// The queue of campaign dialer ticks (`CAMPAIGN_QUEUE_URL`); the campaigns API, the
+    /// campaign worker and the sweeper need it (see [`Config::campaign_queue`]).
+    pub campaign_queue_url: Option<String>,
     /// The images runtimes may be provisioned from (`RUNTIME_IMAGES`, comma-separated; an
     /// entry ending in `*` allows every reference that starts with the rest, e.g.
     /// `registry.example.com/voice-agent-runtime:*`). Default: `RUNTIME_IMAGE` (the voice-agent
@@ -239,6 +242,15 @@ impl Config {
         })
     }
 
+    /// The campaign tick queue, or the error naming it (the functions that tick campaigns
+    /// call this at start-up to fail fast).
+    pub fn campaign_queue(&self) -> Result<&str, ConfigError> {
+        self.campaign_queue_url.as_deref().ok_or(ConfigError {
+            var: "CAMPAIGN_QUEUE_URL",
+            problem: "is not set (the queue campaign dialer ticks go through)".into(),
+        })
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -380,6 +392,15 @@ impl Config {
                 problem: "must be an SQS queue URL".into(),
             });
         }
+        let campaign_queue_url = get("CAMPAIGN_QUEUE_URL").filter(|v| !v.trim().is_empty());
+        if let Some(url) = &campaign_queue_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "CAMPAIGN_QUEUE_URL",
+                problem: "must be an SQS queue URL".into(),
+            });
+        }
         let runtime_images = match get("RUNTIME_IMAGES").filter(|v| !v.trim().is_empty()) {
             Some(list) => list
                 .split(',')
@@ -452,6 +473,7 @@ impl Config {
             summary_queue_url,
             live_sentiment_queue_url,
             lead_import_queue_url,
+            campaign_queue_url,
             ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,

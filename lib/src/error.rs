@@ -44,6 +44,14 @@ pub enum Error {
         message: String,
         field: Option<&'static str>,
     },
+    /// Like [`Error::Unprocessable`], with what the client needs to see why (a campaign
+    /// start with no lead to dial carries its preview).
+    #[error("{message}")]
+    UnprocessableWith {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     /// The body is larger than the API accepts.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -107,7 +115,9 @@ impl Error {
                 (StatusCode::NOT_FOUND, "not_found")
             }
             Error::Conflict(_) | Error::ConflictField { .. } => (StatusCode::CONFLICT, "conflict"),
-            Error::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Error::Unprocessable { code, .. } | Error::UnprocessableWith { code, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code)
+            }
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -187,7 +197,9 @@ impl Error {
     pub fn envelope(&self) -> ErrorBody {
         let (_, code) = self.code();
         let details = match self {
-            Error::Validation { details, .. } => details.clone(),
+            Error::Validation { details, .. } | Error::UnprocessableWith { details, .. } => {
+                details.clone()
+            }
             Error::NotFoundField { field, .. } | Error::ConflictField { field, .. } => {
                 json!({ "field": field })
             }

@@ -102,6 +102,8 @@ id_type!(/// A lead: one phone number an establishment may call (see [`LeadId::o
     LeadId, "lead_");
 id_type!(/// A leads CSV import job.
     ImportJobId, "imp_");
+id_type!(/// A campaign: leads dialed on a schedule by one agent version.
+    CampaignId, "cmp_");
 
 impl LeadId {
     /// The id of the establishment's lead for `e164`: derived from the pair (SHA-256), not

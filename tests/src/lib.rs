@@ -305,6 +305,10 @@ impl Stack {
                 "LEAD_IMPORT_QUEUE_URL",
                 provisioned.queue_urls["lead-import-jobs"].as_str(),
             ),
+            (
+                "CAMPAIGN_QUEUE_URL",
+                provisioned.queue_urls["campaign-jobs"].as_str(),
+            ),
         ]
         .into_iter()
         .chain(changes.iter().copied())
@@ -732,6 +736,7 @@ pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
         ("twilio-webhooks", twilio_webhooks::router(app.clone())),
         ("ingest", ingest::router(app.clone())),
         ("leads", leads::router(app.clone())),
+        ("campaigns", campaigns::router(app.clone())),
     ]
 }
 
@@ -746,6 +751,7 @@ pub fn described() -> Vec<(&'static str, utoipa_axum::router::OpenApiRouter<AppS
         ("twilio-webhooks", twilio_webhooks::api()),
         ("ingest", ingest::api()),
         ("leads", leads::api()),
+        ("campaigns", campaigns::api()),
     ]
 }
 

@@ -28,6 +28,8 @@ pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 pub struct Sent {
     pub path: String,
     pub params: Vec<(String, String)>,
+    /// When the stand-in received it.
+    pub at: std::time::Instant,
 }
 
 impl Sent {
@@ -268,6 +270,7 @@ fn accept(
     inner.sent.push(Sent {
         path,
         params: params.clone(),
+        at: std::time::Instant::now(),
     });
     if let Some(f) = inner.failures.pop_front() {
         let message = match f.code {

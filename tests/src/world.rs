@@ -1,6 +1,7 @@
 //! Fixtures beyond the bare stack: an establishment whose number routes to a published
 //! agent, a runtime-sim served in-process, a runtime provisioned, started and reported ready
-//! the way a host agent would, and Twilio's incoming-call webhook (used by the call tests and
+//! the way a host agent would, leads imported through the API and the import worker, and
+//! Twilio's incoming-call webhook (used by the call tests and
 //! by `api-standin`, so the fuzzer reaches real calls and runtimes).
 
 use crate::Stack;
@@ -215,4 +216,102 @@ pub async fn post_call_invoke_api(stack: &Stack) -> String {
     );
     tokio::spawn(async move { axum::serve(listener, function).await.expect("serving") });
     invoke
+}
+
+/// The boundary of [`multipart`] bodies.
+pub const BOUNDARY: &str = "----callplane-test-boundary";
+
+/// A `multipart/form-data` body with `fields` and, if given, a `file` part.
+pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some((filename, bytes)) = file {
+        body.extend(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// `POST /leads/import` with a multipart body as `token`.
+pub async fn post_multipart(stack: &Stack, token: &str, body: Vec<u8>) -> crate::Reply {
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/leads/import")
+        .header("authorization", format!("Bearer {token}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(axum::body::Body::from(body))
+        .expect("a valid request");
+    stack.send_raw(req).await
+}
+
+/// Imports `csv` inline into `est` as `token`; the job id.
+pub async fn import(stack: &Stack, token: &str, est: &str, csv: &[u8]) -> String {
+    let body = multipart(&[("establishment_id", est)], Some(("leads.csv", csv)));
+    let reply = post_multipart(stack, token, body).await;
+    let accepted = reply.expect(202);
+    assert_eq!(accepted["status"], "accepted");
+    accepted["job_id"]
+        .as_str()
+        .expect("an answer of the documented shape")
+        .to_owned()
+}
+
+/// Delivers the import queue's messages to the lead-import function as Lambda's SQS event
+/// source does, until none is waiting; every run must succeed.
+pub async fn work(stack: &Stack) {
+    loop {
+        let event = queue_batch(stack, "lead-import-jobs").await;
+        if event["Records"].as_array().is_none_or(Vec::is_empty) {
+            return;
+        }
+        let response = ::lead_import::handle(
+            &stack.app,
+            serde_json::from_value(event).expect("an SQS event"),
+        )
+        .await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "an import run failed"
+        );
+    }
+}
+
+/// A zone where it is early afternoon now, so what runs on the real clock is inside the
+/// calling hours (08:00-21:00) whenever it runs.
+pub fn afternoon_zone() -> String {
+    use chrono::Timelike;
+    let offset = (13 - i64::from(chrono::Utc::now().hour()) + 36) % 24 - 12;
+    match offset {
+        0 => "Etc/GMT".to_owned(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}
+
+/// The id of `agent`'s active (published) version.
+pub async fn active_version(stack: &Stack, token: &str, agent: &str) -> String {
+    stack
+        .get(&format!("/agents/{agent}"), token)
+        .await
+        .expect(200)["active_version_id"]
+        .as_str()
+        .expect("an agent with a published version")
+        .to_owned()
 }

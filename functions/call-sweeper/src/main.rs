@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
     callplane::telemetry::init();
     let app = callplane::App::from_env().await?;
     app.config.summary_queue()?;
+    app.config.campaign_queue()?;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let app = app.clone();

@@ -4,6 +4,7 @@
 mod agent;
 pub mod analysis;
 mod call;
+mod campaign;
 pub mod dialing;
 mod email;
 mod establishment;
@@ -20,6 +21,10 @@ pub use agent::{
     PolicyText, Prompt, Temperature, Tool, ToolSetting, VersionStatus,
 };
 pub use call::{AnsweredBy, CallStatus, Direction, Disposition};
+pub use campaign::{
+    CampaignStatus, CircuitBreaker, EnrollmentStatus, LeadFilter, Pace, PausedReason, Progress,
+    SkipReason,
+};
 pub use email::Email;
 pub use establishment::{DisplayName, Locale, Name, TimeZone};
 pub use lead::{ImportStatus, LeadStatus};

@@ -14,6 +14,10 @@ pub struct TelephonyPolicy {
     pub business_hours: Vec<BusinessHours>,
     /// Callers that are rejected outright.
     pub blacklist_e164: Vec<E164>,
+    /// Most campaign calls in flight at once across the establishment's campaigns (1 to
+    /// 100; default 10).
+    #[serde(default = "TelephonyPolicy::default_concurrency")]
+    pub max_concurrent_calls: u32,
 }
 
 impl TelephonyPolicy {
@@ -25,6 +29,24 @@ impl TelephonyPolicy {
     pub const MAX_BLACKLIST: usize = 1_000;
     /// Most business-hours rules.
     pub const MAX_RULES: usize = 28;
+
+    /// Campaign calls in flight at once unless the establishment sets another limit.
+    pub const DEFAULT_CONCURRENCY: u32 = 10;
+    /// Highest limit of campaign calls in flight.
+    pub const MAX_CONCURRENCY: u32 = 100;
+
+    fn default_concurrency() -> u32 {
+        Self::DEFAULT_CONCURRENCY
+    }
+
+    /// Checks a limit of calls in flight: 1 to [`Self::MAX_CONCURRENCY`].
+    pub fn check_concurrency(calls: u32) -> Result<u32, String> {
+        if (1..=Self::MAX_CONCURRENCY).contains(&calls) {
+            Ok(calls)
+        } else {
+            Err(format!("must be between 1 and {}", Self::MAX_CONCURRENCY))
+        }
+    }
 
     /// Checks a duration against the allowed range.
     pub fn check_duration(secs: u32) -> Result<u32, String> {
@@ -60,6 +82,7 @@ impl Default for TelephonyPolicy {
             max_call_duration_seconds: 900,
             business_hours: Vec::new(),
             blacklist_e164: Vec::new(),
+            max_concurrent_calls: Self::DEFAULT_CONCURRENCY,
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct CallView {
     /// Who hung up, as the runtime reported it.
     pub hangup_by: Option<Party>,
     pub lead_id: Option<String>,
+    /// The campaign that dialed it.
+    pub campaign_id: Option<crate::ids::CampaignId>,
     pub metadata: Option<serde_json::Value>,
     /// The customer's sentiment over the call and per window (PRD A.5, §10), from the last
     /// successful analysis; `null` until then.
@@ -162,6 +164,7 @@ impl CallView {
             handoff: c.handoff,
             hangup_by: c.hangup_by,
             lead_id: c.lead_id,
+            campaign_id: c.campaign_id,
             metadata: c.metadata,
             sentiment: c.sentiment,
             summary: c.summary,
@@ -201,24 +204,73 @@ pub async fn outbound(
     req: OutboundRequest,
 ) -> Result<Placed> {
     check_extras(&req)?;
-    let est = req.establishment_id.clone();
-    let user = require_member(app, principal, &est, Role::Operator, "establishment").await?;
+    let user = require_member(
+        app,
+        principal,
+        &req.establishment_id,
+        Role::Operator,
+        "establishment",
+    )
+    .await?;
     let request_hash = hash_request(&req)?;
+    let dial = Dial {
+        establishment_id: req.establishment_id,
+        agent_id: req.agent_id,
+        agent_version_id: None,
+        to: req.to_e164,
+        from: req.from_e164,
+        lead_id: req.lead_id,
+        campaign_id: None,
+        metadata: req.metadata,
+        answering_machine_detection: req.answering_machine_detection,
+        requested_by: Some(user.id),
+    };
+    place(app, dial, key, request_hash).await
+}
+
+/// An outbound call to place, from the API or from a campaign.
+#[derive(Debug)]
+pub(crate) struct Dial {
+    pub establishment_id: EstablishmentId,
+    pub agent_id: AgentId,
+    /// The version the call runs (a campaign pins one); by default the agent's active one.
+    pub agent_version_id: Option<AgentVersionId>,
+    pub to: E164,
+    pub from: Option<E164>,
+    pub lead_id: Option<String>,
+    pub campaign_id: Option<crate::ids::CampaignId>,
+    pub metadata: Option<serde_json::Value>,
+    pub answering_machine_detection: bool,
+    pub requested_by: Option<crate::ids::UserId>,
+}
+
+/// Places `dial` — the one outbound path, for the API and the dialer: checks (the do-not-call
+/// list, the blacklist, the caller id, the runtime) at dial time, and the idempotency key's
+/// record, so a retry with the same key never dials twice (`request_hash` tells a reuse of
+/// the key for another request).
+pub(crate) async fn place(
+    app: &App,
+    dial: Dial,
+    key: Option<String>,
+    request_hash: String,
+) -> Result<Placed> {
+    let est = dial.establishment_id.clone();
     let context = app
         .store
-        .outbound_context(&est, &req.agent_id, &req.to_e164, key.as_deref())
+        .outbound_context(&est, &dial.agent_id, &dial.to, key.as_deref())
         .await?;
     if let Some(earlier) = &context.request {
         return replay(app, earlier, &request_hash, key.as_deref()).await;
     }
-    let plan = plan(app, &req, &context).await?;
+    let plan = plan(app, &dial, &context).await?;
     let now = Timestamp::now();
     let call = CallRecord {
-        agent_version_id: plan.agent.active_version_id.clone(),
+        agent_version_id: Some(plan.version.clone()),
         runtime_id: Some(plan.runtime_id.clone()),
-        lead_id: req.lead_id.clone(),
-        metadata: req.metadata.clone(),
-        requested_by: Some(user.id.clone()),
+        lead_id: dial.lead_id.clone(),
+        campaign_id: dial.campaign_id.clone(),
+        metadata: dial.metadata.clone(),
+        requested_by: dial.requested_by.clone(),
         ..CallRecord::new(NewCall {
             id: CallId::new(),
             establishment_id: est.clone(),
@@ -226,7 +278,7 @@ pub async fn outbound(
             provider: NumberProvider::Twilio,
             direction: Direction::Outbound,
             from_e164: plan.from.to_string(),
-            to_e164: req.to_e164.to_string(),
+            to_e164: dial.to.to_string(),
             status: CallStatus::Queued,
             disposition: Disposition::Outbound,
             at: now,
@@ -257,34 +309,45 @@ pub async fn outbound(
         }
         Err(CreateCallError::Other(e)) => return Err(e),
     }
+    let mut parameters = vec![
+        ("call_id".into(), call.id.to_string()),
+        ("establishment_id".into(), est.to_string()),
+        ("agent_id".into(), plan.agent.id.to_string()),
+        ("agent_version_id".into(), plan.version.to_string()),
+        (
+            "max_call_duration_seconds".into(),
+            plan.max_duration.to_string(),
+        ),
+    ];
+    if let Some(lead) = &dial.lead_id {
+        parameters.push(("lead_id".into(), lead.clone()));
+    }
+    if let Some(campaign) = &dial.campaign_id {
+        parameters.push(("campaign_id".into(), campaign.to_string()));
+    }
     let telephony = app.telephony()?;
-    let dial = OutboundCall {
-        to: req.to_e164.clone(),
+    let outbound_call = OutboundCall {
+        to: dial.to.clone(),
         from: plan.from.clone(),
         stream: StreamTarget {
             url: stream_url(&plan.base_url, plan.public_url.as_ref()),
-            parameters: vec![
-                ("call_id".into(), call.id.to_string()),
-                ("establishment_id".into(), est.to_string()),
-                ("agent_id".into(), plan.agent.id.to_string()),
-                ("agent_version_id".into(), plan.version.to_string()),
-                (
-                    "max_call_duration_seconds".into(),
-                    plan.max_duration.to_string(),
-                ),
-            ],
+            parameters,
         },
         time_limit_secs: plan.max_duration,
         status_callback: telephony
             .callback(&format!("/webhooks/twilio/call-status?call_id={}", call.id)),
-        amd_callback: req.answering_machine_detection.then(|| {
+        amd_callback: dial.answering_machine_detection.then(|| {
             telephony.callback(&format!(
                 "/webhooks/twilio/amd-callback?call_id={}",
                 call.id
             ))
         }),
     };
-    match telephony.port(call.provider)?.place_call(&dial).await {
+    match telephony
+        .port(call.provider)?
+        .place_call(&outbound_call)
+        .await
+    {
         Ok(placed) => {
             app.store
                 .set_provider_sid(&call, &placed.provider_call_id)
@@ -348,7 +411,7 @@ struct Plan {
     max_duration: u32,
 }
 
-async fn plan(app: &App, req: &OutboundRequest, context: &OutboundContext) -> Result<Plan> {
+async fn plan(app: &App, req: &Dial, context: &OutboundContext) -> Result<Plan> {
     let establishment = context
         .establishment
         .as_ref()
@@ -364,12 +427,13 @@ async fn plan(app: &App, req: &OutboundRequest, context: &OutboundContext) -> Re
     if agent.status == AgentStatus::Archived {
         return Err(Error::conflict_on("agent_id", "the agent is archived"));
     }
-    let version = agent
-        .active_version_id
+    let version = req
+        .agent_version_id
         .clone()
+        .or_else(|| agent.active_version_id.clone())
         .ok_or_else(|| Error::conflict_on("agent_id", "the agent has no published version"))?;
     let policy = &establishment.telephony;
-    if policy.blacklist_e164.contains(&req.to_e164) {
+    if policy.blacklist_e164.contains(&req.to) {
         return Err(Error::unprocessable(
             "blacklisted",
             Some("to_e164"),
@@ -402,10 +466,10 @@ async fn plan(app: &App, req: &OutboundRequest, context: &OutboundContext) -> Re
 
 /// The number to call from: the one asked for, which must be an enabled Twilio number of the
 /// establishment; else the agent's first number, else the establishment's first enabled one.
-async fn caller_id(app: &App, req: &OutboundRequest, agent: &AgentRecord) -> Result<E164> {
+async fn caller_id(app: &App, req: &Dial, agent: &AgentRecord) -> Result<E164> {
     let usable =
         |provider: NumberProvider, enabled: bool| enabled && provider == NumberProvider::Twilio;
-    if let Some(from) = &req.from_e164 {
+    if let Some(from) = &req.from {
         let route = app.store.resolve_route(from).await?;
         return match route {
             Some(r)

@@ -44,6 +44,9 @@ pub struct UpdateTelephony {
     pub max_call_duration_seconds: Option<u32>,
     pub business_hours: Option<Vec<BusinessHours>>,
     pub blacklist_e164: Option<Vec<E164>>,
+    /// Most campaign calls in flight at once across the establishment's campaigns (1 to 100).
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_concurrent_calls: Option<u32>,
 }
 
 /// A list item of `GET /establishments` (Appendix A.2).
@@ -210,6 +213,10 @@ pub async fn update_telephony(
         TelephonyPolicy::check_duration(secs)
             .map_err(|e| Error::invalid("max_call_duration_seconds", e))?;
     }
+    if let Some(calls) = req.max_concurrent_calls {
+        TelephonyPolicy::check_concurrency(calls)
+            .map_err(|e| Error::invalid("max_concurrent_calls", e))?;
+    }
     if req
         .business_hours
         .as_ref()
@@ -239,6 +246,7 @@ pub async fn update_telephony(
         max_call_duration_seconds: req.max_call_duration_seconds,
         business_hours: req.business_hours,
         blacklist_e164: blacklist,
+        max_concurrent_calls: req.max_concurrent_calls,
         ..Default::default()
     };
     app.store

@@ -736,6 +736,7 @@ fn new_lead(job: &ImportJobRecord, row: &LeadRow, on_list: bool, now: &Timestamp
             LeadStatus::New
         },
         campaign_ids: Vec::new(),
+        active_campaign_id: None,
         import_job_id: Some(job.id.clone()),
         created_at: *now,
         updated_at: *now,

@@ -8,6 +8,8 @@ pub mod artifacts;
 pub mod audit;
 pub mod auth;
 pub mod calls;
+pub mod campaigns;
+pub mod dialer;
 pub mod do_not_call;
 pub mod establishments;
 pub mod health;

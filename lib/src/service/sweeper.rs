@@ -5,6 +5,8 @@
 //! said anything about it for the idle limit (`config::SweepConfig`). Its post-call job is
 //! queued like any other end's; a late end report afterwards lands on the timeline only.
 //!
+//! The same round restarts campaign tick chains that broke (see `service::dialer`).
+//!
 //! Reads per round: one Query of the keys-only live index per shard, for the calls created
 //! before the earlier of the two limits; the calls and their establishments by BatchGetItem;
 //! one Query of a call's timeline (newest event) only for calls older than the idle limit
@@ -31,6 +33,8 @@ pub struct SweepReport {
     pub examined: usize,
     /// The calls ended, and why.
     pub ended: Vec<SweptCall>,
+    /// Campaign tick chains found broken and restarted (`service::dialer::restart_chains`).
+    pub campaign_chains_restarted: u32,
 }
 
 /// A call the sweeper ended.
@@ -81,8 +85,23 @@ pub async fn sweep(app: &App, now: Timestamp) -> Result<SweepReport> {
         .try_filter_map(|swept| async move { Ok(swept) })
         .try_collect::<Vec<_>>()
         .await?;
-    tracing::info!(examined, ended = ended.len(), "sweep done");
-    Ok(SweepReport { examined, ended })
+    // Campaigns ride on the same schedule: a broken tick chain is restarted within a minute.
+    let campaign_chains_restarted = if app.campaign_ticks.is_some() {
+        crate::service::dialer::restart_chains(app, now.into()).await?
+    } else {
+        0
+    };
+    tracing::info!(
+        examined,
+        ended = ended.len(),
+        campaign_chains_restarted,
+        "sweep done"
+    );
+    Ok(SweepReport {
+        examined,
+        ended,
+        campaign_chains_restarted,
+    })
 }
 
 /// Ends `call` if it is past its limits; `None` when it is not (or changed meanwhile).

@@ -21,6 +21,7 @@ pub struct EstablishmentPatch {
     pub max_call_duration_seconds: Option<u32>,
     pub business_hours: Option<Vec<BusinessHours>>,
     pub blacklist_e164: Option<Vec<E164>>,
+    pub max_concurrent_calls: Option<u32>,
 }
 
 impl Store {
@@ -117,6 +118,9 @@ impl Store {
         }
         if let Some(v) = &patch.blacklist_e164 {
             set(&["telephony", "blacklist_e164"], attr(v)?);
+        }
+        if let Some(v) = patch.max_concurrent_calls {
+            set(&["telephony", "max_concurrent_calls"], n(v));
         }
         let request = self
             .client

@@ -3,7 +3,7 @@
 
 use crate::domain::{E164, Email};
 use crate::ids::{
-    AgentId, AgentVersionId, CallId, CommandId, EstablishmentId, ImportJobId, LeadId,
+    AgentId, AgentVersionId, CallId, CampaignId, CommandId, EstablishmentId, ImportJobId, LeadId,
     PhoneNumberId, RuntimeId, UserId,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -448,4 +448,55 @@ pub fn import_error(id: &ImportJobId, row: u64) -> Key {
         import_partition(id),
         format!("{IMPORT_ERROR_PREFIX}{row:010}"),
     )
+}
+
+/// Partition of a campaign: the campaign and its enrollments.
+pub fn campaign_partition(id: &CampaignId) -> String {
+    format!("CAMPAIGN#{id}")
+}
+
+/// A campaign: `CAMPAIGN#{cmp}` / `CAMPAIGN`.
+pub fn campaign(id: &CampaignId) -> Key {
+    Key::new(campaign_partition(id), "CAMPAIGN")
+}
+
+/// `gsi1` partition of an establishment's campaigns, newest first (sort key
+/// [`campaign_sort`]).
+pub fn campaigns_index(est: &EstablishmentId) -> String {
+    format!("EST#{est}#CAMPAIGNS")
+}
+
+/// Index sort key of a campaign: its creation time, then its id.
+pub fn campaign_sort(created_at: &crate::time::Timestamp, id: &CampaignId) -> String {
+    format!("{created_at}#{id}")
+}
+
+/// `gsi2` partition of the campaigns the dialer still has work for (running, paused, or over
+/// with calls in flight); the sort key is the campaign id. The sweeper ticks each of them.
+pub const ACTIVE_CAMPAIGNS_INDEX: &str = "CAMPAIGNS#ACTIVE";
+
+/// Sort-key prefix of a campaign's enrollments.
+pub const ENROLLMENT_PREFIX: &str = "ENR#";
+
+/// A lead enrolled in a campaign: `CAMPAIGN#{cmp}` / `ENR#{lead}`.
+pub fn enrollment(id: &CampaignId, lead: &LeadId) -> Key {
+    Key::new(campaign_partition(id), format!("{ENROLLMENT_PREFIX}{lead}"))
+}
+
+/// `gsi2` partition of a campaign's enrollments waiting to be dialed (queued or waiting for a
+/// retry), by [`due_sort`]: the dialer's queue, in the order they become due.
+pub fn enrollments_due_index(id: &CampaignId) -> String {
+    format!("CAMPAIGN#{id}#DUE")
+}
+
+/// `gsi2` sort key of a waiting enrollment: when it is due (epoch milliseconds, zero-padded
+/// so the strings sort as the numbers), then the lead.
+pub fn due_sort(due_ms: i64, lead: &LeadId) -> String {
+    format!("{:013}#{lead}", due_ms.max(0))
+}
+
+/// An establishment's count of campaign calls in flight, across its campaigns:
+/// `EST#{est}` / `DIALSLOTS`.
+pub fn dial_slots(est: &EstablishmentId) -> Key {
+    Key::new(establishment_partition(est), "DIALSLOTS")
 }

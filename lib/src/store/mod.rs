@@ -8,6 +8,7 @@ mod analysis;
 mod artifacts;
 mod audit;
 mod calls;
+mod campaigns;
 pub mod cursor;
 mod do_not_call;
 mod establishments;
@@ -27,6 +28,7 @@ pub use access::Session;
 pub use agents::{Activation, ActivationError, AgentPatch, MAX_NUMBERS_PER_AGENT};
 pub use artifacts::{Arrivals, CallFilter};
 pub use calls::{CreateCallError, InboundContext, StatusChange};
+pub use campaigns::{DialerConflict, DialerError, Transition, remember};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
@@ -834,6 +836,16 @@ fn string_attr(item: &Item, name: &str) -> Result<String> {
 }
 
 /// Shorthand for a string attribute value.
+/// A string attribute (for the services' extra fields of a dialer write).
+pub fn s_attr(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// Any serialisable value as an attribute.
+pub fn to_attr(v: &impl Serialize) -> Result<AttributeValue> {
+    Ok(serde_dynamo::to_attribute_value(v)?)
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

@@ -8,7 +8,7 @@ use crate::domain::{
 };
 use crate::hostapi::{CommandOutcome, RuntimeHealth};
 use crate::ids::{
-    AgentId, AgentVersionId, AuditId, CallId, CommandId, EstablishmentId, ImportJobId,
+    AgentId, AgentVersionId, AuditId, CallId, CampaignId, CommandId, EstablishmentId, ImportJobId,
     InvitationId, LeadId, PhoneNumberId, RuntimeId, UserId,
 };
 use crate::time::Timestamp;
@@ -351,6 +351,9 @@ pub struct CallRecord {
     pub metadata: Option<serde_json::Value>,
     /// Who placed it (outbound).
     pub requested_by: Option<UserId>,
+    /// The campaign that dialed it, and the attempt of the lead it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<CampaignId>,
     /// Who hung up, as the runtime reported it (`call_ended`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hangup_by: Option<Party>,
@@ -442,6 +445,7 @@ impl CallRecord {
             lead_id: None,
             metadata: None,
             requested_by: None,
+            campaign_id: None,
             hangup_by: None,
             final_status: c.status.is_final().then_some(c.status),
             recording_file: None,
@@ -643,6 +647,10 @@ pub struct LeadRecord {
     /// The campaigns that enrolled the lead (written by the dialer).
     #[serde(default)]
     pub campaign_ids: Vec<String>,
+    /// The campaign that has the lead now (from enrollment until the lead is done with it);
+    /// no other campaign enrolls it meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_campaign_id: Option<CampaignId>,
     /// The import that last wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_job_id: Option<ImportJobId>,
@@ -703,4 +711,128 @@ pub struct ImportJobRecord {
     pub updated_at: Timestamp,
     /// When the job and its errors expire (TTL, epoch seconds).
     pub expires_at: i64,
+}
+
+/// `CAMPAIGN#{cmp}` / `CAMPAIGN`: a campaign as defined (A.6), where it is, its figures, and
+/// the dialer's own state (pacing, the breaker's window, the tick chain and its lease). The
+/// store adds `gsi1` (the establishment's campaigns) and `gsi2` (campaigns the dialer still has
+/// work for).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    pub id: CampaignId,
+    pub establishment_id: EstablishmentId,
+    pub name: String,
+    pub agent_id: AgentId,
+    pub agent_version_id: AgentVersionId,
+    pub lead_filter: crate::domain::LeadFilter,
+    pub pace: crate::domain::Pace,
+    pub schedule: crate::domain::dialing::CampaignSchedule,
+    pub max_concurrent_calls: u32,
+    pub retry: crate::domain::dialing::RetryPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_e164: Option<E164>,
+    pub answering_machine_detection: bool,
+    pub circuit_breaker: crate::domain::CircuitBreaker,
+    pub status: crate::domain::CampaignStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<crate::domain::PausedReason>,
+    pub progress: crate::domain::Progress,
+    /// Enrollment is done (start enrolls the matching leads in pages, resumably).
+    pub enrolled_all: bool,
+    /// The index sort key of the last lead enrollment has read, to resume after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolled_through: Option<String>,
+    /// The dialer's clock at the last dial, in epoch microseconds (the pacer's state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_dial_us: Option<i64>,
+    /// When the dialer next expects to dial (`null` while it waits for a slot or is idle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_dial_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The leads with a call in flight (each holds a slot), in the order they were dialed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dialing_leads: Vec<LeadId>,
+    /// Attempts that ended in the breaker's window (120 s), oldest first.
+    #[serde(default)]
+    pub recent_attempts: Vec<EndedAttempt>,
+    /// The failures that tripped the circuit breaker, when it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breaker_failures: Vec<EndedAttempt>,
+    /// The tick chain: only a tick carrying this number runs (see `service::dialer`).
+    pub tick_seq: u64,
+    /// When the chain's next tick is due (epoch ms); a chain overdue by a minute is broken
+    /// and the sweeper restarts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_due_ms: Option<i64>,
+    /// Who holds the dialer lease, and until when (epoch milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until_ms: Option<i64>,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// Bumped by every change of its definition or status.
+    pub version: u64,
+}
+
+/// An attempt that ended, as the circuit breaker remembers it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EndedAttempt {
+    pub lead_id: LeadId,
+    pub call_id: Option<CallId>,
+    pub outcome: crate::domain::dialing::Outcome,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One dial of an enrolled lead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttemptRecord {
+    /// 1 for the first dial.
+    pub number: u32,
+    /// `null` only while the dial is being placed.
+    pub call_id: Option<CallId>,
+    pub dialed_at: Timestamp,
+    /// `null` while the call is in flight.
+    pub outcome: Option<crate::domain::dialing::Outcome>,
+    pub ended_at: Option<Timestamp>,
+    /// Why the dial did not reach the provider, or why its slot was recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The error code when the outbound path refused the dial for good (`do_not_call`,
+    /// `blacklisted`, `invalid_number`, …); such an attempt is settled without a call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// `CAMPAIGN#{cmp}` / `ENR#{lead}`: a lead in a campaign and every dial of it. The store adds
+/// `gsi2` while it waits to be dialed (by due time) or has a call in flight.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EnrollmentRecord {
+    pub campaign_id: CampaignId,
+    pub lead_id: LeadId,
+    pub phone_e164: E164,
+    /// The zones the lead may be in (its calling hours are checked in each).
+    pub timezones: Vec<TimeZone>,
+    pub status: crate::domain::EnrollmentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<crate::domain::SkipReason>,
+    /// How many dials were made (conditions compare it; equals `attempts.len()`).
+    pub attempt_count: u32,
+    pub attempts: Vec<AttemptRecord>,
+    /// When it is next due (queued, or waiting for a retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Timestamp>,
+    /// Until when its call in flight holds the slot; past it the dialer recovers the slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at: Option<Timestamp>,
+    pub enrolled_at: Timestamp,
+    pub updated_at: Timestamp,
 }

@@ -100,6 +100,26 @@ async fn main() -> anyhow::Result<()> {
         .await
         .expect(200)["items"][0]["id"]
         .clone();
+    // A campaign of the agent's published version.
+    let published = stack
+        .get(&format!("/agents/{agent_id}"), &token)
+        .await
+        .expect(200)["active_version_id"]
+        .clone();
+    let campaign_id = stack
+        .post(
+            "/campaigns",
+            &token,
+            json!({
+                "establishment_id": establishment_id, "name": "Fuzz campaign", "agent_id": agent_id,
+                "agent_version_id": published, "lead_filter": {}, "pace": { "calls_per_minute": 6 },
+                "schedule": { "timezone": "America/New_York", "days": ["mon","tue","wed","thu","fri"],
+                              "start": "09:00", "end": "17:00" }
+            }),
+        )
+        .await
+        .expect(201)["id"]
+        .clone();
     let url = stack.serve_api().await;
     println!(
         "{}",
@@ -114,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
             "call_id": call_id,
             "job_id": job_id,
             "lead_id": lead_id,
+            "campaign_id": campaign_id,
         })
     );
     std::future::pending::<()>().await;

@@ -127,13 +127,7 @@ fn memory(field: &str) -> f64 {
 async fn main() {
     let stack = Stack::new().await;
     let (admin, est, agent) = routed(&stack, NUMBER).await;
-    let version = stack
-        .get(&format!("/agents/{agent}"), &admin)
-        .await
-        .expect(200)["active_version_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let version = callplane_tests::world::active_version(&stack, &admin, &agent).await;
     let (port, _sim) = runtime_sim().await;
     let (runtime, host_token, token) = running_runtime(&stack, &admin, &est, port).await;
     let rt = Runtime {

@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         "| function | router build, median of 200 (µs) | building its described routes, median of 50 (µs) | first /openapi.json of its own part (ms) |"
     );
     println!("|---|---|---|---|");
-    let routers: [(&str, RouterOf, ApiOf); 8] = [
+    let routers: [(&str, RouterOf, ApiOf); 9] = [
         ("auth", auth::router, auth::api),
         (
             "establishments",
@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("ingest", ingest::router, ingest::api),
         ("leads", leads::router, leads::api),
+        ("campaigns", campaigns::router, campaigns::api),
     ];
     for (name, router_of, api_of) in routers {
         let samples: Vec<Duration> = (0..200)

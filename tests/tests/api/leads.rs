@@ -7,7 +7,7 @@ use axum::body::Body;
 use callplane::ids::ImportJobId;
 use callplane::service::lead_import::run;
 use callplane_tests::Stack;
-use callplane_tests::world::queue_batch;
+use callplane_tests::world::{import, multipart, post_multipart, work};
 use http::{Method, Request};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -40,74 +40,6 @@ async fn world() -> World {
         operator,
         viewer,
         est,
-    }
-}
-
-const BOUNDARY: &str = "----callplane-test-boundary";
-
-/// A `multipart/form-data` body with `fields` and, if given, a `file` part.
-fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, value) in fields {
-        body.extend(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-            )
-            .as_bytes(),
-        );
-    }
-    if let Some((filename, bytes)) = file {
-        body.extend(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-/// `POST /leads/import` with a multipart body as `token`.
-async fn post_multipart(stack: &Stack, token: &str, body: Vec<u8>) -> callplane_tests::Reply {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/leads/import")
-        .header("authorization", format!("Bearer {token}"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
-        .unwrap();
-    stack.send_raw(req).await
-}
-
-/// Imports `csv` inline into `est` as `token`; the job id.
-async fn import(stack: &Stack, token: &str, est: &str, csv: &[u8]) -> String {
-    let body = multipart(&[("establishment_id", est)], Some(("leads.csv", csv)));
-    let reply = post_multipart(stack, token, body).await;
-    let accepted = reply.expect(202);
-    assert_eq!(accepted["status"], "accepted");
-    accepted["job_id"].as_str().unwrap().to_owned()
-}
-
-/// Delivers the import queue's messages to the lead-import function as Lambda's SQS event
-/// source does, until none is waiting; every run must succeed.
-async fn work(stack: &Stack) {
-    loop {
-        let event = queue_batch(stack, "lead-import-jobs").await;
-        if event["Records"].as_array().unwrap().is_empty() {
-            return;
-        }
-        let response =
-            ::lead_import::handle(&stack.app, serde_json::from_value(event).unwrap()).await;
-        assert!(
-            response.batch_item_failures.is_empty(),
-            "an import run failed"
-        );
     }
 }
 

@@ -224,8 +224,18 @@ async fn telephony_policy_round_trips_and_patches_partially() {
             "handoff_e164": "+14155552671",
             "max_call_duration_seconds": 900,
             "business_hours": [{ "days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "22:00" }],
-            "blacklist_e164": ["+5511987654321"]
+            "blacklist_e164": ["+5511987654321"],
+            "max_concurrent_calls": 10
         })
+    );
+    // AND the campaign concurrency limit is bounded
+    let over = stack
+        .patch(&path, &admin, json!({ "max_concurrent_calls": 101 }))
+        .await;
+    assert_eq!(over.status.as_u16(), 400);
+    assert_eq!(
+        over.body["error"]["details"]["field"],
+        "max_concurrent_calls"
     );
 
     // WHEN only the duration changes, and then the handoff number is cleared with null

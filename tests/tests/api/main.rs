@@ -7,6 +7,7 @@ mod agents;
 mod analysis;
 mod bad_input;
 mod calls;
+mod campaigns;
 mod concurrency;
 mod health;
 mod ingest;

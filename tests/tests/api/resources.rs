@@ -125,6 +125,10 @@ async fn every_routed_path_reaches_a_handler_of_its_function() {
             .replace("{call_id}", &callplane::ids::CallId::new().to_string())
             .replace("{job_id}", &callplane::ids::ImportJobId::new().to_string())
             .replace("{lead_id}", &callplane::ids::LeadId::new().to_string())
+            .replace(
+                "{campaign_id}",
+                &callplane::ids::CampaignId::new().to_string(),
+            )
             .replace("{e164}", "%2B14155552671")
             .replace("{host_id}", "host-x");
         assert!(!concrete.contains('{'), "no sample id for {path}");
