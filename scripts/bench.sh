@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import)
+FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import campaigns campaign-worker)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv
@@ -28,6 +28,7 @@ coldstart=$(
   SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
   LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
   LEAD_IMPORT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-lead-import-jobs \
+  CAMPAIGN_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-campaign-jobs \
   python3 scripts/coldstart.py "$RUNS" $(printf -- "$TARGET/%s " "${FUNCTIONS[@]}")
 )
 echo
@@ -45,6 +46,7 @@ TABLE_NAME=bench-table BUCKET_NAME=bench-bucket JWT_SECRET=bench-secret-bench-se
   SUMMARY_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-summary \
   LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
   LEAD_IMPORT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-lead-import-jobs \
+  CAMPAIGN_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-campaign-jobs \
   cargo run -q --release -p callplane-tests --bin bench-router
 echo
 
@@ -60,6 +62,9 @@ cargo run -q -p callplane-tests --bin bench-post-call
 echo
 log "leads import: 10,000 and 100,000 rows through the release lead-import binary"
 LEAD_IMPORT_BIN="$TARGET/lead-import" cargo run -q -p callplane-tests --bin bench-lead-import
+echo
+log "campaign dialer: dials per minute at 6, 60 and 600 a minute, requests per dial, slot reuse"
+cargo run -q --release -p callplane-tests --bin bench-dialer
 echo
 if docker info >/dev/null 2>&1; then
   scripts/runtime-sim-image.sh

@@ -138,49 +138,102 @@ fn stamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp::from_unix(at.timestamp()).unwrap_or_else(Timestamp::now)
 }
 
+/// How long what a lease holder read stays good for its next steps: the campaign (a member's
+/// pause shows within it, and a claim is refused at once by its `running` condition), the
+/// calls in flight, the runtime's state, and the queue's head.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a lease holder remembers between steps, so a step that dials costs one transaction
+/// rather than every read again: the worker keeps one for its tick; `Memory::default()`
+/// reads everything. Its own writes keep it true; anything unexpected clears it.
+#[derive(Debug, Default)]
+pub struct Memory {
+    campaign: Option<(CampaignRecord, std::time::Instant)>,
+    settled: Option<std::time::Instant>,
+    context: Option<(
+        crate::store::records::EstablishmentRecord,
+        Option<crate::store::records::EstablishmentRuntimeRecord>,
+        u32,
+        std::time::Instant,
+    )>,
+    /// The queue's head, earliest due first, already checked against the do-not-call list.
+    due: std::collections::VecDeque<EnrollmentRecord>,
+    due_read: Option<std::time::Instant>,
+}
+
+fn fresh(at: Option<std::time::Instant>) -> bool {
+    at.is_some_and(|t| t.elapsed() < FRESH)
+}
+
 /// Steps the campaign once at `now` (see the module docs). `placing` are the leads whose
 /// dials this holder is still placing (their attempts have no call yet and must not be
-/// redone).
+/// redone); `memory` is what this holder read in its earlier steps.
 pub async fn step(
     app: &App,
     lease: &Lease,
     now: DateTime<Utc>,
     placing: &HashSet<LeadId>,
+    memory: &mut Memory,
 ) -> Result<Step> {
-    let Some(mut c) = app.store.campaign(&lease.campaign_id).await? else {
-        return Ok(Step::wait(Next::Idle));
+    let (mut c, read_at) = match memory.campaign.take() {
+        Some((c, at)) if fresh(Some(at)) => (c, at),
+        _ => match app.store.campaign(&lease.campaign_id).await? {
+            Some(c) => (c, std::time::Instant::now()),
+            None => return Ok(Step::wait(Next::Idle)),
+        },
     };
     if c.lease_token.as_deref() != Some(lease.token.as_str()) {
         tracing::warn!(campaign_id = %c.id, "dialer lease lost");
+        *memory = Memory::default();
         return Ok(Step::wait(Next::Idle));
     }
+    let result = step_with(app, lease, now, placing, memory, &mut c).await;
+    match &result {
+        Ok(step) if step.claim.is_some() || step.next != Next::Now => {
+            memory.campaign = Some((c, read_at));
+        }
+        // Something changed that the memory may not reflect: read again.
+        _ => *memory = Memory::default(),
+    }
+    result
+}
+
+async fn step_with(
+    app: &App,
+    lease: &Lease,
+    now: DateTime<Utc>,
+    placing: &HashSet<LeadId>,
+    memory: &mut Memory,
+    c: &mut CampaignRecord,
+) -> Result<Step> {
     // Calls in flight first: they free slots, and a paused or cancelled campaign still counts
     // how its calls ended.
-    if c.progress.dialing > 0
-        && let Some(step) = settle_in_flight(app, lease, &mut c, now, placing).await?
-    {
-        return Ok(step);
+    if c.progress.dialing > 0 && !fresh(memory.settled) {
+        memory.settled = Some(std::time::Instant::now());
+        if let Some(step) = settle_in_flight(app, lease, c, now, placing).await? {
+            return Ok(step);
+        }
     }
     if c.status == CampaignStatus::Running
         && c.circuit_breaker.enabled
-        && trip_breaker(app, lease, &mut c, now).await?
+        && trip_breaker(app, lease, c, now).await?
     {
-        return Ok(Step::wait(waiting_for_calls(&c, now)));
+        return Ok(Step::wait(waiting_for_calls(c, now)));
     }
     match c.status {
         CampaignStatus::Created => return Ok(Step::wait(Next::Idle)),
         CampaignStatus::Cancelled if c.progress.queued + c.progress.retry_wait > 0 => {
-            drop_waiting(app, lease, &mut c).await?;
+            drop_waiting(app, lease, c).await?;
             return Ok(Step::wait(Next::Now));
         }
         CampaignStatus::Completed | CampaignStatus::Cancelled => {
             if c.progress.dialing == 0 {
                 app.store.retire_campaign(&c.id, &lease.token).await?;
             }
-            return Ok(Step::wait(waiting_for_calls(&c, now)));
+            return Ok(Step::wait(waiting_for_calls(c, now)));
         }
         CampaignStatus::Paused if !c.paused_reason.is_some_and(PausedReason::resumes_itself) => {
-            return Ok(Step::wait(waiting_for_calls(&c, now)));
+            return Ok(Step::wait(waiting_for_calls(c, now)));
         }
         CampaignStatus::Paused | CampaignStatus::Running => {}
     }
@@ -191,10 +244,19 @@ pub async fn step(
     if c.status == CampaignStatus::Running && c.enrolled_all && earliest > now {
         return Ok(Step::wait(Next::At(earliest)));
     }
-    let (est, runtime, in_flight) = app.store.dialer_context(&c.establishment_id).await?;
-    let Some(est) = est else {
-        return Ok(Step::wait(Next::Idle));
+    let (est, runtime, in_flight) = match memory.context.take() {
+        Some((est, runtime, in_flight, at)) if fresh(Some(at)) => (est, runtime, in_flight),
+        _ => match app.store.dialer_context(&c.establishment_id).await? {
+            (Some(est), runtime, in_flight) => (est, runtime, in_flight),
+            (None, ..) => return Ok(Step::wait(Next::Idle)),
+        },
     };
+    memory.context = Some((
+        est.clone(),
+        runtime.clone(),
+        in_flight,
+        std::time::Instant::now(),
+    ));
     // The runtime must take calls; otherwise the campaign waits, saying why.
     let ready = match &runtime {
         None => Err("the establishment has no runtime".to_owned()),
@@ -205,7 +267,7 @@ pub async fn step(
             let message = format!("dialing waits for the runtime: {why}");
             app.store
                 .dialer_status(
-                    &c,
+                    c,
                     &lease.token,
                     CampaignStatus::Running,
                     CampaignStatus::Paused,
@@ -222,7 +284,7 @@ pub async fn step(
         (CampaignStatus::Paused, Ok(())) => {
             app.store
                 .dialer_status(
-                    &c,
+                    c,
                     &lease.token,
                     CampaignStatus::Paused,
                     CampaignStatus::Running,
@@ -236,7 +298,7 @@ pub async fn step(
         _ => {}
     }
     if !c.enrolled_all {
-        enroll_page(app, lease, &mut c, &est.telephony.blacklist_e164, now).await?;
+        enroll_page(app, lease, c, &est.telephony.blacklist_e164, now).await?;
         return Ok(Step::wait(Next::Now));
     }
     if c.progress.is_drained() {
@@ -244,7 +306,7 @@ pub async fn step(
         if app
             .store
             .dialer_status(
-                &c,
+                c,
                 &lease.token,
                 CampaignStatus::Running,
                 CampaignStatus::Completed,
@@ -262,49 +324,47 @@ pub async fn step(
     if c.progress.dialing >= c.max_concurrent_calls || in_flight >= est_limit {
         return Ok(Step::wait(Next::Slot(now + SLOT_POLL)));
     }
-    let (due, later): (Vec<_>, Vec<_>) = app
-        .store
-        .enrollments_due(&c.id, 10)
-        .await?
-        .into_iter()
-        .partition(|e| {
-            e.next_attempt_at
-                .is_none_or(|t| DateTime::<Utc>::from(t) <= now)
-        });
-    if due.is_empty() {
-        let at = later
-            .first()
-            .and_then(|e| e.next_attempt_at)
-            .map(DateTime::<Utc>::from);
-        return Ok(Step::wait(match at {
-            Some(at) => Next::At(at.max(now)),
-            // Nothing waits: only calls in flight are left.
-            None => Next::Poll(now + CALLS_POLL),
-        }));
-    }
-    let numbers: Vec<_> = due.iter().map(|e| e.phone_e164.clone()).collect();
-    let listed = app
-        .store
-        .on_do_not_call_lists(&c.establishment_id, &numbers)
-        .await?;
-    for e in due {
-        if est.telephony.blacklist_e164.contains(&e.phone_e164) || listed.contains(&e.phone_e164) {
-            finish(app, lease, &mut c, &e, EnrollmentStatus::Suppressed, None).await?;
-            continue;
-        }
-        if !may_dial(&c.schedule, &e.timezones, now) {
-            match next_dial_at(&c.schedule, &e.timezones, now) {
-                Some(at) => requeue(app, lease, &mut c, &e, at).await?,
-                None => {
-                    let reason = Some(SkipReason::NoWindow);
-                    finish(app, lease, &mut c, &e, EnrollmentStatus::Skipped, reason).await?;
-                }
+    if memory.due.is_empty() || !fresh(memory.due_read) {
+        let head = app.store.enrollments_due(&c.id, 25).await?;
+        let numbers: Vec<_> = head.iter().map(|e| e.phone_e164.clone()).collect();
+        let listed = app
+            .store
+            .on_do_not_call_lists(&c.establishment_id, &numbers)
+            .await?;
+        memory.due.clear();
+        memory.due_read = Some(std::time::Instant::now());
+        for e in head {
+            if est.telephony.blacklist_e164.contains(&e.phone_e164)
+                || listed.contains(&e.phone_e164)
+            {
+                finish(app, lease, c, &e, EnrollmentStatus::Suppressed, None).await?;
+            } else {
+                memory.due.push_back(e);
             }
-            continue;
         }
-        return claim(app, lease, c, e, now, est_limit, &est.telephony).await;
     }
-    Ok(Step::wait(Next::Now))
+    let Some(e) = memory.due.pop_front() else {
+        // Nothing waits: only calls in flight are left.
+        return Ok(Step::wait(Next::Poll(now + CALLS_POLL)));
+    };
+    if let Some(at) = e.next_attempt_at.map(DateTime::<Utc>::from)
+        && at > now
+    {
+        memory.due.push_front(e);
+        return Ok(Step::wait(Next::At(at)));
+    }
+    if !may_dial(&c.schedule, &e.timezones, now) {
+        match next_dial_at(&c.schedule, &e.timezones, now) {
+            Some(at) => requeue(app, lease, c, &e, at).await?,
+            None => {
+                let reason = Some(SkipReason::NoWindow);
+                finish(app, lease, c, &e, EnrollmentStatus::Skipped, reason).await?;
+            }
+        }
+        memory.due_read = None;
+        return Ok(Step::wait(Next::Now));
+    }
+    claim(app, lease, c, e, now, est_limit, &est.telephony).await
 }
 
 /// What a campaign that does not dial waits for: its calls in flight to end, or nothing.
@@ -320,7 +380,7 @@ fn waiting_for_calls(c: &CampaignRecord, now: DateTime<Utc>) -> Next {
 async fn claim(
     app: &App,
     lease: &Lease,
-    c: CampaignRecord,
+    c: &mut CampaignRecord,
     e: EnrollmentRecord,
     now: DateTime<Utc>,
     est_limit: u32,
@@ -357,13 +417,16 @@ async fn claim(
         .claim_dial(&next_c, &lease.token, &t, est_limit)
         .await
     {
-        Ok(()) => Ok(Step {
-            claim: Some(Claim {
-                campaign: next_c,
-                enrollment: next_e,
-            }),
-            next: Next::Now,
-        }),
+        Ok(()) => {
+            *c = next_c.clone();
+            Ok(Step {
+                claim: Some(Claim {
+                    campaign: next_c,
+                    enrollment: next_e,
+                }),
+                next: Next::Now,
+            })
+        }
         Err(DialerError::Conflict(DialerConflict::EstablishmentFull)) => {
             Ok(Step::wait(Next::Slot(now + SLOT_POLL)))
         }
@@ -786,6 +849,7 @@ pub async fn tick(app: &crate::app::AppState, tick: &Tick) -> Result<TickOutcome
     };
     let started = std::time::Instant::now();
     let mut placing: HashSet<LeadId> = HashSet::new();
+    let mut memory = Memory::default();
     let mut dials = tokio::task::JoinSet::new();
     let mut next = None;
     let mut failure = None;
@@ -794,7 +858,7 @@ pub async fn tick(app: &crate::app::AppState, tick: &Tick) -> Result<TickOutcome
             finished_dial(&mut placing, done);
         }
         let now = Utc::now();
-        let step = match step(app, &lease, now, &placing).await {
+        let step = match step(app, &lease, now, &placing, &mut memory).await {
             Ok(step) => step,
             Err(e) => {
                 failure = Some(e);

@@ -7,7 +7,7 @@
 use callplane::domain::TimeZone;
 use callplane::domain::dialing::{CampaignSchedule, may_dial};
 use callplane::ids::{CallId, CampaignId, LeadId};
-use callplane::service::dialer::{self, Lease, Next};
+use callplane::service::dialer::{self, Lease, Memory, Next};
 use callplane_tests::Stack;
 use callplane_tests::twilio::{Failure, LostAnswer};
 use callplane_tests::world::{
@@ -226,9 +226,15 @@ impl Driver {
 
     /// One step at the simulated now; a claimed dial is placed at once.
     async fn step(&self, w: &World) -> (Option<Dialed>, Next) {
-        let step = dialer::step(&w.stack.app, &self.lease, self.now, &HashSet::new())
-            .await
-            .unwrap();
+        let step = dialer::step(
+            &w.stack.app,
+            &self.lease,
+            self.now,
+            &HashSet::new(),
+            &mut Memory::default(),
+        )
+        .await
+        .unwrap();
         let Some(claim) = step.claim else {
             return (None, step.next);
         };
@@ -596,9 +602,15 @@ async fn a_worker_killed_mid_dial_or_a_lost_twilio_answer_never_dials_twice() {
     w.stack
         .twilio
         .lose_next_answers(&[LostAnswer::Stall(std::time::Duration::from_secs(30))]);
-    let step = dialer::step(&w.stack.app, &driver.lease, now, &HashSet::new())
-        .await
-        .unwrap();
+    let step = dialer::step(
+        &w.stack.app,
+        &driver.lease,
+        now,
+        &HashSet::new(),
+        &mut Memory::default(),
+    )
+    .await
+    .unwrap();
     let claim = step.claim.expect("a dial claimed");
     let lead = claim.enrollment.lead_id.clone();
     let app = w.stack.app.clone();
