@@ -283,6 +283,17 @@ impl Pacer {
         })
     }
 
+    /// The same pace slowed by `permille` thousandths: the dialer spaces its dials 1 % wider
+    /// than the rate, so that dials whose requests reach the provider with different
+    /// latencies (the first of a minute slow, the last fast) still never put more than the
+    /// rate into any 60 s there, as long as the latencies differ by less than 0.6 s.
+    pub fn with_slack(self, permille: u32) -> Self {
+        let extra = self.interval_us * i64::from(permille) / 1000;
+        Self {
+            interval_us: self.interval_us + extra,
+        }
+    }
+
     /// The earliest instant the next dial may go at: `now`, or one interval after the last
     /// dial if that is later.
     pub fn next(&self, last_dial: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
@@ -525,6 +536,35 @@ mod tests {
         }
         assert!(Pacer::new(0).is_err());
         assert!(Pacer::new(601).is_err());
+    }
+
+    #[test]
+    fn a_pace_with_slack_is_one_percent_under_the_rate_and_never_over_it() {
+        // GIVEN 60 a minute with the dialer's 1 % slack
+        let pacer = Pacer::new(60).unwrap().with_slack(10);
+        let start = utc("2026-12-07T14:00:00Z");
+        // WHEN it dials as fast as it may for two minutes
+        let mut dials = vec![start];
+        while let Some(last) = dials.last().copied() {
+            let next = pacer.next(Some(last), last);
+            if next >= start + Duration::seconds(120) {
+                break;
+            }
+            dials.push(next);
+        }
+        // THEN dials are 1.01 s apart: 119 in 120 s, at most 60 in any 60 s even when the
+        // first of a minute reaches the provider 0.5 s late and the last on time
+        assert_eq!(dials[1] - dials[0], Duration::milliseconds(1010));
+        assert_eq!(dials.len(), 119);
+        for (i, t) in dials.iter().enumerate() {
+            let late_first = *t + Duration::milliseconds(500);
+            let within = dials[i + 1..]
+                .iter()
+                .take_while(|u| **u < late_first + Duration::seconds(60))
+                .count()
+                + 1;
+            assert!(within <= 60, "{within} from {t}");
+        }
     }
 
     #[test]

@@ -135,7 +135,9 @@ impl From<CampaignRecord> for CampaignView {
     fn from(c: CampaignRecord) -> Self {
         let next_dial_at = (c.status == CampaignStatus::Running)
             .then(|| {
-                let pacer = Pacer::new(c.pace.calls_per_minute).ok()?;
+                let pacer = Pacer::new(c.pace.calls_per_minute)
+                    .ok()?
+                    .with_slack(super::dialer::PACE_SLACK_PERMILLE);
                 let last = c.last_dial_us.and_then(DateTime::from_timestamp_micros)?;
                 let at = pacer.next(Some(last), Utc::now());
                 Timestamp::from_unix(at.timestamp())

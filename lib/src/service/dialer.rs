@@ -43,6 +43,8 @@ const ENROLL_PAGE: usize = 49;
 const SLOT_GRACE_SECS: i64 = 300;
 /// How often a campaign waiting for a slot looks for a freed one.
 const SLOT_POLL: Duration = Duration::seconds(1);
+/// How much wider than the rate dials are spaced (see `Pacer::with_slack`).
+pub const PACE_SLACK_PERMILLE: u32 = 10;
 /// How often a campaign with only calls in flight looks at them.
 const CALLS_POLL: Duration = Duration::seconds(5);
 /// How often a campaign paused for its runtime looks at it again.
@@ -238,7 +240,9 @@ async fn step_with(
         CampaignStatus::Paused | CampaignStatus::Running => {}
     }
     // The pacer first: a step that may not dial yet reads nothing more.
-    let pacer = Pacer::new(c.pace.calls_per_minute).map_err(Error::internal)?;
+    let pacer = Pacer::new(c.pace.calls_per_minute)
+        .map_err(Error::internal)?
+        .with_slack(PACE_SLACK_PERMILLE);
     let last = c.last_dial_us.and_then(DateTime::from_timestamp_micros);
     let earliest = pacer.next(last, now);
     if c.status == CampaignStatus::Running && c.enrolled_all && earliest > now {

@@ -400,8 +400,9 @@ async fn the_dialer_paces_limits_concurrency_keeps_windows_and_retries_by_outcom
     assert!(
         times
             .windows(2)
-            .any(|p| p[1] - p[0] == Duration::seconds(2)),
-        "dials are spread at 2 s apart when the pace allows"
+            .any(|p| p[1] - p[0] >= Duration::seconds(2)
+                && p[1] - p[0] < Duration::milliseconds(2100)),
+        "dials are spread about 2 s apart (1 % slack) when the pace allows"
     );
     // AND every dial was inside the schedule and 08:00-21:00 where the lead is
     let schedule: CampaignSchedule =
