@@ -248,19 +248,16 @@ async fn step_with(
     if c.status == CampaignStatus::Running && c.enrolled_all && earliest > now {
         return Ok(Step::wait(Next::At(earliest)));
     }
-    let (est, runtime, in_flight) = match memory.context.take() {
-        Some((est, runtime, in_flight, at)) if fresh(Some(at)) => (est, runtime, in_flight),
+    // Kept with the instant it was read, so it goes stale a second after the read (a runtime
+    // that starts draining is seen within a second), not a second after its last use.
+    let (est, runtime, in_flight, read_at) = match memory.context.take() {
+        Some(context) if fresh(Some(context.3)) => context,
         _ => match app.store.dialer_context(&c.establishment_id).await? {
-            (Some(est), runtime, in_flight) => (est, runtime, in_flight),
+            (Some(est), runtime, in_flight) => (est, runtime, in_flight, std::time::Instant::now()),
             (None, ..) => return Ok(Step::wait(Next::Idle)),
         },
     };
-    memory.context = Some((
-        est.clone(),
-        runtime.clone(),
-        in_flight,
-        std::time::Instant::now(),
-    ));
+    memory.context = Some((est.clone(), runtime.clone(), in_flight, read_at));
     // The runtime must take calls; otherwise the campaign waits, saying why.
     let ready = match &runtime {
         None => Err("the establishment has no runtime".to_owned()),
