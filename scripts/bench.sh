@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import campaigns campaign-worker)
+FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import campaigns campaign-worker reports)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv

@@ -737,6 +737,7 @@ pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
         ("ingest", ingest::router(app.clone())),
         ("leads", leads::router(app.clone())),
         ("campaigns", campaigns::router(app.clone())),
+        ("reports", reports::router(app.clone())),
     ]
 }
 
@@ -752,6 +753,7 @@ pub fn described() -> Vec<(&'static str, utoipa_axum::router::OpenApiRouter<AppS
         ("ingest", ingest::api()),
         ("leads", leads::api()),
         ("campaigns", campaigns::api()),
+        ("reports", reports::api()),
     ]
 }
 

@@ -1,5 +1,5 @@
 //! The `establishments` function: establishments, their telephony policy, and their people
-//! (members, invitations, roles), its do-not-call list and its audit log. Each handler extracts, calls one `callplane::service`
+//! (members, invitations, roles), its do-not-call list, its audit log and its usage. Each handler extracts, calls one `callplane::service`
 //! function, and answers.
 
 use axum::extract::State;
@@ -13,6 +13,7 @@ use callplane::service::audit::{self, AuditView};
 use callplane::service::do_not_call::{self as dnc, AddDoNotCall, DoNotCallView};
 use callplane::service::establishments::{self as est, EstablishmentSummary, TelephonyView};
 use callplane::service::members::PersonRow;
+use callplane::service::reports::{self, Usage, UsageParams};
 use callplane::service::{EstablishmentView, members};
 use callplane::store::Page;
 use callplane::{AppState, Result};
@@ -33,6 +34,7 @@ callplane::described_routes!(
     do_not_call,
     add_do_not_call,
     remove_do_not_call,
+    usage,
 );
 
 /// The function's router.
@@ -279,4 +281,21 @@ async fn remove_do_not_call(
     dnc::remove(&app, &caller, &id, &e164)
         .await
         .map(|()| StatusCode::NO_CONTENT)
+}
+
+/// The month's calls and billed minutes, inbound and outbound, by local day (admin): the
+/// billing stub (`plan: stub`), read from the report aggregates.
+#[utoipa::path(
+    get, path = "/establishments/{id}/usage",
+    params(("id" = EstablishmentId, Path, description = "The establishment"), UsageParams),
+    security(("user_token" = [])),
+    responses((status = 200, body = Usage), ReadErrors)
+)]
+async fn usage(
+    State(app): State<AppState>,
+    caller: Principal,
+    Path(id): Path<EstablishmentId>,
+    Query(params): Query<UsageParams>,
+) -> Result<Json<Usage>> {
+    reports::usage(&app, &caller, &id, params).await.map(Json)
 }

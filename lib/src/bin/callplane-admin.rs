@@ -14,6 +14,9 @@
 //!   SECONDS (the call sweeper's `rate(1 minute)`).
 //! - `callplane-admin register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO`: registers
 //!   (or re-registers, rotating its token) a runtime host and prints `HOST_TOKEN=…` once.
+//! - `callplane-admin backfill-reports EST_ID…`: counts every ended call of these
+//!   establishments in the report aggregates (calls from before the aggregates existed); safe
+//!   to run again, and while calls go on (a call is counted once however often it is counted).
 
 use anyhow::{Context, bail};
 use callplane::auth::Password;
@@ -129,9 +132,21 @@ async fn main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("registering host {host}: {e}"))?;
             println!("HOST_ID={host}\nHOST_TOKEN={token}");
         }
+        ["backfill-reports", ests @ ..] if !ests.is_empty() => {
+            let app = callplane::App::from_env().await?;
+            for raw in ests {
+                let est = callplane::ids::EstablishmentId::parse(raw)
+                    .map_err(|e| anyhow::anyhow!("{raw}: {e}"))?;
+                let (read, changed) = callplane::service::reports::backfill(&app, &est)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("backfilling {est}: {e}"))?;
+                println!("{est}: {read} calls read, {changed} counted anew");
+            }
+        }
         _ => bail!(
             "usage: callplane-admin create-resources PREFIX | bootstrap-admin | \
-             register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO"
+             register-host HOST_ID QUEUE_URL PUBLIC_HOST PORT_FROM PORT_TO | \
+             backfill-reports EST_ID…"
         ),
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod event;
 mod lead;
 mod phone;
 pub mod phone_zones;
+pub mod report;
 mod role;
 mod runtime;
 mod telephony;

@@ -179,13 +179,21 @@ pub enum Outcome {
 #[tracing::instrument(skip_all, fields(call_id = %job.call_id, run_id = %job.run_id, job = %job.job))]
 pub async fn run(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
     match job.job.as_str() {
-        POST_CALL_JOB => {}
-        LIVE_JOB => return live(app, analyzer, job).await,
-        crate::service::recordings::COPY_JOB => {
-            return crate::service::recordings::copy(app, job).await;
+        POST_CALL_JOB => {
+            let outcome = post_call(app, analyzer, job).await?;
+            // Whatever the job did (an end reported again included), the reports count the
+            // call as it is now; a recount that changes nothing is one read.
+            crate::service::reports::recount(app, &job.call_id, &job.establishment_id).await?;
+            Ok(outcome)
         }
-        other => return Err(Error::invalid("job", format!("unknown job `{other}`"))),
+        LIVE_JOB => live(app, analyzer, job).await,
+        crate::service::recordings::COPY_JOB => crate::service::recordings::copy(app, job).await,
+        other => Err(Error::invalid("job", format!("unknown job `{other}`"))),
     }
+}
+
+/// The post-call analysis of `job`'s run.
+async fn post_call(app: &App, analyzer: &Analyzer, job: &Job) -> Result<Outcome> {
     let call = job.call(app).await?;
     let now = Timestamp::now();
     let (expected, attempts) = match &call.analysis {

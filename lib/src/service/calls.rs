@@ -109,6 +109,16 @@ pub struct CallView {
     /// absent once confirmed. See `POST /calls/outbound` in docs/api.md.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unconfirmed_since: Option<Timestamp>,
+    /// Tool results the runtime reported, and how many of them were errors.
+    pub tool_calls: u32,
+    pub tool_errors: u32,
+    /// Runtime errors reported during the call.
+    pub runtime_errors: u32,
+    /// When the sweeper ended the call because its end was never reported.
+    pub swept_at: Option<Timestamp>,
+    /// Why the call is on the dashboard's needs-attention list (empty: it is not; only ended
+    /// calls are).
+    pub needs_attention: Vec<String>,
 }
 
 /// A call's recording, without the provider URL (which needs our credentials).
@@ -138,6 +148,11 @@ impl CallView {
             .started_at
             .filter(|_| !c.status.is_final())
             .map(|s| u32::try_from(now.unix() - s.unix()).unwrap_or(0));
+        let needs_attention = if c.final_status.is_some() {
+            crate::service::reports::attention_reasons(&c)
+        } else {
+            Vec::new()
+        };
         let recording_link = (c.recording.is_some() || c.recording_file.is_some())
             .then(|| format!("/calls/{}/recording", c.id));
         Self {
@@ -170,6 +185,11 @@ impl CallView {
             summary: c.summary,
             analysis: c.analysis,
             unconfirmed_since: c.unconfirmed_since,
+            tool_calls: c.tool_calls,
+            tool_errors: c.tool_errors,
+            runtime_errors: c.runtime_errors,
+            swept_at: c.swept_at,
+            needs_attention,
         }
     }
 }
@@ -395,8 +415,20 @@ pub(crate) async fn place(
             app.store
                 .fail_outbound(&call, key.as_deref(), &stored, retryable)
                 .await?;
+            after_failure(app, &call).await;
             Err(error)
         }
+    }
+}
+
+/// A call that failed before Twilio took it ends here, with no callback to follow: its
+/// post-call job (which counts it in the reports) is queued now. Best effort: the call has
+/// failed either way, and `callplane-admin backfill-reports` counts a call whose job was lost.
+async fn after_failure(app: &App, call: &CallRecord) {
+    if let Err(e) =
+        crate::service::analysis::queue_after_end(app, &call.id, &call.establishment_id, 0).await
+    {
+        tracing::error!(call_id = %call.id, error = %e, "post-call job of a failed outbound call not queued");
     }
 }
 
@@ -622,6 +654,7 @@ async fn replay(
                     message: "Twilio never created the call".into(),
                 };
                 app.store.fail_outbound(&call, key, &stored, true).await?;
+                after_failure(app, &call).await;
                 return Err(Error::Unavailable(format!(
                     "Twilio never created call {}; retry with the same Idempotency-Key to \
                      place it",

@@ -454,6 +454,10 @@ fn effect(app: &App, event: &RuntimeEvent, now: Timestamp) -> Option<CallEffect>
             bytes: None,
             copy_attempts: 0,
         })),
+        EventKind::ToolResult { error, .. } => Some(CallEffect::ToolResult {
+            failed: error.is_some(),
+        }),
+        EventKind::RuntimeError { .. } => Some(CallEffect::RuntimeError),
         _ => None,
     }
 }

@@ -21,6 +21,7 @@ pub mod members;
 pub mod phone_numbers;
 pub mod readiness;
 pub mod recordings;
+pub mod reports;
 pub mod routing;
 pub mod runtimes;
 pub mod sweeper;

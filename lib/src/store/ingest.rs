@@ -65,6 +65,10 @@ pub enum CallEffect {
     },
     /// `recording_available`: the latest report is the recording.
     Recording(RecordingFile),
+    /// `tool_result`: one more tool call (and error) on the call, for its report counters.
+    ToolResult { failed: bool },
+    /// `runtime_error`: one more runtime error during the call.
+    RuntimeError,
 }
 
 impl CallEffect {
@@ -85,6 +89,11 @@ impl CallEffect {
                 call.hangup_by = hangup_by;
             }
             CallEffect::Recording(file) => call.recording_file = Some(file),
+            CallEffect::ToolResult { failed } => {
+                call.tool_calls += 1;
+                call.tool_errors += u32::from(failed);
+            }
+            CallEffect::RuntimeError => call.runtime_errors += 1,
         }
     }
 
@@ -123,6 +132,15 @@ impl CallEffect {
                 values.insert(":f".to_owned(), serde_dynamo::to_attribute_value(file)?);
                 "SET recording_file = :f, updated_at = :now".to_owned()
             }
+            CallEffect::ToolResult { failed } => {
+                values.insert(":one".to_owned(), n(1));
+                values.insert(":err".to_owned(), n(u8::from(*failed)));
+                "SET updated_at = :now ADD tool_calls :one, tool_errors :err".to_owned()
+            }
+            CallEffect::RuntimeError => {
+                values.insert(":one".to_owned(), n(1));
+                "SET updated_at = :now ADD runtime_errors :one".to_owned()
+            }
         };
         let (names, condition) = match self {
             // A call the sweeper ended keeps that end (`store::live`).
@@ -130,7 +148,7 @@ impl CallEffect {
                 HashMap::from([("#status".to_owned(), "status".to_owned())]),
                 Some("attribute_not_exists(swept_at)"),
             ),
-            CallEffect::Recording(_) => (HashMap::new(), None),
+            _ => (HashMap::new(), None),
         };
         store.update(&keys::call(call), &expression, condition, names, values)
     }

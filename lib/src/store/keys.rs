@@ -500,3 +500,67 @@ pub fn due_sort(due_ms: i64, lead: &LeadId) -> String {
 pub fn dial_slots(est: &EstablishmentId) -> Key {
     Key::new(establishment_partition(est), "DIALSLOTS")
 }
+
+/// Partition of an establishment's report aggregates and cached dashboard answers.
+pub fn reports_partition(est: &EstablishmentId) -> String {
+    format!("RPT#{est}")
+}
+
+/// Sort-key prefix of daily aggregates.
+pub const REPORT_DAY_PREFIX: &str = "D#";
+/// Sort-key prefix of hourly aggregates.
+pub const REPORT_HOUR_PREFIX: &str = "H#";
+
+/// One agent version's aggregate of one local day: `RPT#{est}` /
+/// `D#{YYYY-MM-DD}#{agt}#{agv or -}` (days sort together, so a period is one key range).
+pub fn report_day(
+    est: &EstablishmentId,
+    day: &str,
+    agent: &AgentId,
+    version: Option<&AgentVersionId>,
+) -> Key {
+    Key::new(
+        reports_partition(est),
+        format!(
+            "{REPORT_DAY_PREFIX}{day}#{agent}#{}",
+            version.map_or("-", |v| v.as_str())
+        ),
+    )
+}
+
+/// One agent version's aggregate of one UTC hour: `RPT#{est}` / `H#{YYYY-MM-DDTHH}#{agt}#{agv}`.
+pub fn report_hour(
+    est: &EstablishmentId,
+    hour: &str,
+    agent: &AgentId,
+    version: Option<&AgentVersionId>,
+) -> Key {
+    Key::new(
+        reports_partition(est),
+        format!(
+            "{REPORT_HOUR_PREFIX}{hour}#{agent}#{}",
+            version.map_or("-", |v| v.as_str())
+        ),
+    )
+}
+
+/// The sort-key range of the aggregates of periods `first..=last` (days or hours) under
+/// `prefix`.
+pub fn report_range(prefix: &str, first: &str, last: &str) -> (String, String) {
+    (format!("{prefix}{first}#"), format!("{prefix}{last}#~"))
+}
+
+/// A cached dashboard answer: `RPT#{est}` / `CACHE#{name}`.
+pub fn report_cache(est: &EstablishmentId, name: &str) -> Key {
+    Key::new(reports_partition(est), format!("CACHE#{name}"))
+}
+
+/// Partition of an establishment's needs-attention list.
+pub fn attention_partition(est: &EstablishmentId) -> String {
+    format!("ATTN#{est}")
+}
+
+/// A call on the needs-attention list: `ATTN#{est}` / `{ended_at}#{call}` (newest last).
+pub fn attention(est: &EstablishmentId, ended_at: &crate::time::Timestamp, call: &CallId) -> Key {
+    Key::new(attention_partition(est), format!("{ended_at}#{call}"))
+}

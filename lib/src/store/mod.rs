@@ -20,6 +20,7 @@ pub mod members;
 mod outbound;
 mod phones;
 pub mod records;
+mod reports;
 mod retry;
 mod runtimes;
 mod users;
@@ -36,6 +37,7 @@ pub use leads::{BatchConflict, ImportBatch, ImportCounts, LeadQuery, LeadSearch,
 pub use live::UNREPORTED_END;
 pub use outbound::OutboundContext;
 pub use phones::{Route, RoutingError};
+pub use reports::{Aggregate, CacheRecord};
 pub use retry::on_conflict;
 pub use runtimes::ProvisionError;
 

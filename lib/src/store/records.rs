@@ -383,6 +383,21 @@ pub struct CallRecord {
     /// The last successful analysis's sentiment (kept while a re-run is pending).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentiment: Option<crate::domain::analysis::Sentiment>,
+    /// Tool results the runtime reported during the call (`tool_result` events).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tool_calls: u32,
+    /// Those of them that carried an error.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tool_errors: u32,
+    /// Runtime errors reported during the call (`runtime_error` events).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub runtime_errors: u32,
+    /// What the call adds to the report aggregates now (`service::reports`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportMark>,
+    /// Bumped by every change of `report`; each change is conditioned on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_seq: Option<u64>,
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -399,6 +414,40 @@ pub struct CallRecord {
     /// `keys::CALL_ARRIVAL_SORT`: puts the call at the end of its transcript's arrival order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsi2sk: Option<String>,
+}
+
+/// Where a call is counted in the report aggregates: the aggregates it was added to and what
+/// it added, so the next recount can take exactly that away.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReportMark {
+    /// The local day (`YYYY-MM-DD`, the establishment's zone when counted) of its start.
+    pub day: String,
+    /// The UTC hour (`YYYY-MM-DDTHH`) of its start.
+    pub hour: String,
+    pub agent_id: AgentId,
+    pub agent_version_id: Option<AgentVersionId>,
+    pub counters: crate::domain::report::Counters,
+    /// Its entry in the needs-attention list, when it is on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionRecord>,
+}
+
+/// A call an operator should look at (`ATTN#{est}` / `{ended_at}#{call}`), with why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttentionRecord {
+    pub call_id: CallId,
+    pub agent_id: AgentId,
+    pub agent_version_id: Option<AgentVersionId>,
+    pub direction: Direction,
+    pub from_e164: String,
+    pub to_e164: String,
+    pub status: CallStatus,
+    pub created_at: Timestamp,
+    pub ended_at: Timestamp,
+    pub duration_seconds: Option<u32>,
+    /// `negative_sentiment`, `analysis_failed`, `handoff`, `runtime_error`, `swept`.
+    pub reasons: Vec<String>,
+    pub summary: Option<String>,
 }
 
 /// What every new call has; the rest starts empty ([`CallRecord::new`]).
@@ -454,6 +503,11 @@ impl CallRecord {
             analysis: None,
             summary: None,
             sentiment: None,
+            tool_calls: 0,
+            tool_errors: 0,
+            runtime_errors: 0,
+            report: None,
+            report_seq: None,
             updated_at: c.at,
             gsi1pk: None,
             gsi1sk: None,

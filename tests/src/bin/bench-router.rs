@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         "| function | router build, median of 200 (µs) | building its described routes, median of 50 (µs) | first /openapi.json of its own part (ms) |"
     );
     println!("|---|---|---|---|");
-    let routers: [(&str, RouterOf, ApiOf); 9] = [
+    let routers: [(&str, RouterOf, ApiOf); 10] = [
         ("auth", auth::router, auth::api),
         (
             "establishments",
@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         ("ingest", ingest::router, ingest::api),
         ("leads", leads::router, leads::api),
         ("campaigns", campaigns::router, campaigns::api),
+        ("reports", reports::router, reports::api),
     ];
     for (name, router_of, api_of) in routers {
         let samples: Vec<Duration> = (0..200)

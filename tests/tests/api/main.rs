@@ -16,6 +16,7 @@ mod leads;
 mod m0_acceptance;
 mod openapi;
 mod recordings;
+mod reports;
 mod resources;
 mod runtimes;
 mod sessions;
