@@ -66,6 +66,9 @@ echo
 log "campaign dialer: dials per minute at 6, 60 and 600 a minute, requests per dial, slot reuse"
 cargo run -q --release -p callplane-tests --bin bench-dialer
 echo
+log "reports: a 90-day report and the dashboard with 100 and 10,000 calls, counting a call"
+cargo run -q --release -p callplane-tests --bin bench-reports
+echo
 if docker info >/dev/null 2>&1; then
   scripts/runtime-sim-image.sh
   cargo build -q --release -p runtime-host-agent

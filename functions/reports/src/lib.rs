@@ -1,22 +1,23 @@
 //! The `reports` function: the dashboard's KPIs and needs-attention list, agent performance
-//! and the calls report (PRD §7.7, D.3). Every figure is read from the report aggregates
+//! the calls report and its CSV export (PRD §7.7, D.3). Every figure is read from the report aggregates
 //! (`callplane::service::reports`); each handler extracts, calls one function, and answers.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::{Json, Router};
 use callplane::auth::Principal;
 use callplane::http::{Document, Query, finish};
 use callplane::openapi::ReadErrors;
 use callplane::service::reports::{
-    self, AgentPerformance, AttentionParams, CallsReport, CallsReportParams, KpiParams, Kpis,
-    PerformanceParams,
+    self, AgentPerformance, AttentionParams, CallsReport, CallsReportParams, ExportParams,
+    ExportView, KpiParams, Kpis, PerformanceParams,
 };
 use callplane::store::Page;
 use callplane::store::records::AttentionRecord;
 use callplane::{AppState, Result};
 
 // The function's routes and their descriptions (PRD §7.7).
-callplane::described_routes!(kpis, needs_attention, agent_performance, calls);
+callplane::described_routes!(kpis, needs_attention, agent_performance, calls, export);
 
 /// The function's router.
 pub fn router(state: AppState) -> Router {
@@ -91,4 +92,33 @@ async fn calls(
     Query(params): Query<CallsReportParams>,
 ) -> Result<Json<CallsReport>> {
     reports::calls(&app, &caller, params).await.map(Json)
+}
+
+/// A CSV of the calls that began in the period (viewer and up), made by a job: the first
+/// request starts it (202, `pending`); the same request again (within 5 minutes) answers the
+/// same export, 200 with a presigned `download_url` once `ready`. Cells that look like
+/// spreadsheet formulas are neutralised.
+#[utoipa::path(
+    get, path = "/reports/calls/export",
+    params(ExportParams),
+    security(("user_token" = [])),
+    responses(
+        (status = 200, description = "Ready (or failed, with `error`)", body = ExportView),
+        (status = 202, description = "Being made; ask again", body = ExportView),
+        ReadErrors
+    )
+)]
+async fn export(
+    State(app): State<AppState>,
+    caller: Principal,
+    Query(params): Query<ExportParams>,
+) -> Result<(StatusCode, Json<ExportView>)> {
+    reports::export(&app, &caller, params).await.map(|e| {
+        let status = if e.status == "pending" {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        (status, Json(e))
+    })
 }

@@ -174,6 +174,22 @@ pub enum Outcome {
     Later(String),
 }
 
+/// Runs the job an SQS message of the summary queue carries: a calls export
+/// (`service::reports::EXPORT_JOB`) or one of [`Job`]'s.
+pub async fn run_message(app: &App, analyzer: &Analyzer, body: &str) -> Result<Outcome> {
+    let value: serde_json::Value = serde_json::from_str(body)
+        .map_err(|e| Error::invalid("body", format!("not a post-call job: {e}")))?;
+    if value["job"] == crate::service::reports::EXPORT_JOB {
+        let job = serde_json::from_value(value)
+            .map_err(|e| Error::invalid("body", format!("not an export job: {e}")))?;
+        crate::service::reports::run_export(app, &job).await?;
+        return Ok(Outcome::Done);
+    }
+    let job: Job = serde_json::from_value(value)
+        .map_err(|e| Error::invalid("body", format!("not a post-call job: {e}")))?;
+    run(app, analyzer, &job).await
+}
+
 /// Runs the analysis `job` asks for, at most once per run; a live-sentiment nudge updates a
 /// live call's sentiment instead ([`live`]).
 #[tracing::instrument(skip_all, fields(call_id = %job.call_id, run_id = %job.run_id, job = %job.job))]

@@ -901,3 +901,295 @@ pub async fn usage(
         days,
     })
 }
+
+// -- Calls export ---------------------------------------------------------------------------
+
+/// The `job` of a calls export on the summary queue (the post-call worker makes it).
+pub const EXPORT_JOB: &str = "calls_export";
+/// Where exports are written in the bucket: `exports/{est}/{export_id}.csv`.
+pub const EXPORTS_PREFIX: &str = "exports/";
+/// The same request within this many seconds (same caller, establishment and period) finds
+/// the same export instead of starting another.
+const EXPORT_REUSE_SECS: i64 = 300;
+/// How long a download URL works.
+const EXPORT_URL_TTL_SECS: u64 = 900;
+/// Most calls one export holds; a larger period is refused with the count.
+pub const MAX_EXPORT_ROWS: u64 = 100_000;
+/// The CSV's columns.
+pub const EXPORT_COLUMNS: &[&str] = &[
+    "call_id",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "direction",
+    "from_e164",
+    "to_e164",
+    "agent_id",
+    "agent_version_id",
+    "status",
+    "disposition",
+    "duration_seconds",
+    "sentiment",
+    "sentiment_score",
+    "success",
+    "summary",
+    "lead_id",
+    "campaign_id",
+];
+
+/// `GET /reports/calls/export` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    pub establishment_id: EstablishmentId,
+    /// `today`, `7d` (default), `30d` or `90d`; or give `from` and `to`.
+    #[param(pattern = "^(today|7d|30d|90d)$")]
+    pub range: Option<String>,
+    /// A date (`YYYY-MM-DD`, local) or an RFC 3339 instant.
+    pub from: Option<String>,
+    /// A date (inclusive) or an RFC 3339 instant (exclusive).
+    pub to: Option<String>,
+}
+
+/// A calls export: poll the same request until it is `ready`, then download the CSV.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportView {
+    pub export_id: String,
+    /// `pending`, `ready` or `failed`.
+    pub status: String,
+    /// First and last local day, and the exact instants.
+    pub from: String,
+    pub to: String,
+    pub time_zone: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Calls in the file, once ready.
+    pub rows: Option<u64>,
+    /// A presigned GET of the CSV (once ready), valid until `download_expires_at`.
+    pub download_url: Option<String>,
+    pub download_expires_at: Option<Timestamp>,
+    /// Why it failed.
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// The message of an export job.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExportJob {
+    pub job: String,
+    pub establishment_id: EstablishmentId,
+    pub export_id: String,
+}
+
+/// `GET /reports/calls/export` (viewers and up): the caller's export of the calls that began
+/// in the period; the first request starts it (one job on the post-call queue), the same
+/// request within 5 minutes answers the same export, with its download URL once ready.
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, establishment_id = %params.establishment_id))]
+pub async fn export(app: &App, principal: &Principal, params: ExportParams) -> Result<ExportView> {
+    let est = &params.establishment_id;
+    let establishment = establishment(app, principal, est, Role::Viewer).await?;
+    let period = period(
+        establishment.timezone.tz(),
+        params.range.as_deref(),
+        params.from.as_deref(),
+        params.to.as_deref(),
+        "7d",
+    )?;
+    let now = Timestamp::now();
+    let id = {
+        use sha2::Digest;
+        let seed = format!(
+            "{est}|{}|{}|{}|{}",
+            principal.user_id,
+            period.start.timestamp(),
+            period.end.timestamp(),
+            now.unix() / EXPORT_REUSE_SECS
+        );
+        let digest = sha2::Sha256::digest(seed.as_bytes());
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        format!("exp_{hex}")
+    };
+    if let Some(existing) = app.store.export(est, &id).await? {
+        return export_view(app, existing).await;
+    }
+    let record = crate::store::records::ExportRecord {
+        export_id: id.clone(),
+        establishment_id: est.clone(),
+        requested_by: principal.user_id.clone(),
+        start: stamp(period.start),
+        end: stamp(period.end),
+        from: period.from.to_string(),
+        to: period.to.to_string(),
+        time_zone: period.zone.name().to_owned(),
+        status: "pending".into(),
+        rows: None,
+        bytes: None,
+        object_key: None,
+        error: None,
+        created_at: now,
+        finished_at: None,
+        expires_at: now.unix() + 86_400,
+    };
+    if !app.store.create_export(&record).await? {
+        // A concurrent identical request created it first.
+        let existing = app.store.export(est, &id).await?;
+        return export_view(app, existing.ok_or(Error::NotFound("export"))?).await;
+    }
+    let job = ExportJob {
+        job: EXPORT_JOB.into(),
+        establishment_id: est.clone(),
+        export_id: id,
+    };
+    app.summary_jobs()?
+        .send(&job)
+        .await
+        .map_err(|_| Error::Unavailable("the export queue is unavailable; retry".into()))?;
+    export_view(app, record).await
+}
+
+async fn export_view(app: &App, e: crate::store::records::ExportRecord) -> Result<ExportView> {
+    let (download_url, download_expires_at) = match (&e.object_key, e.status.as_str()) {
+        (Some(key), "ready") => (
+            Some(
+                app.blobs
+                    .presigned_get(key, std::time::Duration::from_secs(EXPORT_URL_TTL_SECS))
+                    .await?,
+            ),
+            Some(Timestamp::now().plus_secs(EXPORT_URL_TTL_SECS as i64)),
+        ),
+        _ => (None, None),
+    };
+    Ok(ExportView {
+        export_id: e.export_id,
+        status: e.status,
+        from: e.from,
+        to: e.to,
+        time_zone: e.time_zone,
+        start: e.start,
+        end: e.end,
+        rows: e.rows,
+        download_url,
+        download_expires_at,
+        error: e.error,
+        created_at: e.created_at,
+    })
+}
+
+/// A cell a spreadsheet would not run as a formula: text starting with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return gets a leading `'` (OWASP's advice), except a phone number
+/// (`+` and digits) and a plain number.
+pub fn neutralised(cell: &str) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let phone =
+        cell.len() > 1 && cell[1..].bytes().all(|b| b.is_ascii_digit()) && cell.starts_with('+');
+    let number = cell.parse::<f64>().is_ok_and(f64::is_finite) && !cell.starts_with('+');
+    if risky && !phone && !number {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
+fn export_row(c: &CallRecord) -> Vec<String> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    vec![
+        c.id.to_string(),
+        c.created_at.to_string(),
+        opt(c.started_at.map(|t| t.to_string())),
+        opt(c.ended_at.map(|t| t.to_string())),
+        spelling(&c.direction),
+        c.from_e164.clone(),
+        c.to_e164.clone(),
+        c.agent_id.to_string(),
+        opt(c.agent_version_id.as_ref().map(ToString::to_string)),
+        c.status.as_str().to_owned(),
+        spelling(&c.disposition),
+        opt(c.duration_seconds.map(|d| d.to_string())),
+        opt(c.sentiment.as_ref().map(|s| spelling(&s.label))),
+        opt(c.sentiment.as_ref().map(|s| s.score.to_string())),
+        opt(c
+            .analysis
+            .as_ref()
+            .and_then(|a| a.success)
+            .map(|s| s.to_string())),
+        opt(c.summary.clone()),
+        opt(c.lead_id.clone()),
+        opt(c.campaign_id.as_ref().map(ToString::to_string)),
+    ]
+    .into_iter()
+    .map(|cell| neutralised(&cell))
+    .collect()
+}
+
+/// The export `job` asks for (the post-call worker): reads the calls that began in its period
+/// page by page, writes the CSV to the bucket, and marks the export ready; a no-op once it
+/// is not pending.
+#[tracing::instrument(skip_all, fields(export_id = %job.export_id))]
+pub async fn run_export(app: &App, job: &ExportJob) -> Result<()> {
+    let Some(mut export) = app
+        .store
+        .export(&job.establishment_id, &job.export_id)
+        .await?
+    else {
+        tracing::info!("no such export (expired?)");
+        return Ok(());
+    };
+    if export.status != "pending" {
+        return Ok(());
+    }
+    let filter = crate::store::CallFilter {
+        from: Some(export.start),
+        to: Some(export.end.plus_secs(-1)),
+        ..Default::default()
+    };
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(EXPORT_COLUMNS).map_err(Error::internal)?;
+    let (mut rows, mut cursor) = (0u64, None::<String>);
+    let mut too_many = false;
+    loop {
+        let page = app
+            .store
+            .call_history_of(
+                std::slice::from_ref(&export.establishment_id),
+                &filter,
+                100,
+                cursor.as_deref(),
+            )
+            .await?;
+        for call in &page.items {
+            rows += 1;
+            if rows > MAX_EXPORT_ROWS {
+                too_many = true;
+                break;
+            }
+            out.write_record(export_row(call))
+                .map_err(Error::internal)?;
+        }
+        match page.cursor {
+            Some(next) if !too_many => cursor = Some(next),
+            _ => break,
+        }
+    }
+    export.finished_at = Some(Timestamp::now());
+    if too_many {
+        export.status = "failed".into();
+        export.error = Some(format!(
+            "more than {MAX_EXPORT_ROWS} calls began in this period; export a shorter one"
+        ));
+    } else {
+        let body = out.into_inner().map_err(Error::internal)?;
+        let key = format!(
+            "{EXPORTS_PREFIX}{}/{}.csv",
+            export.establishment_id, export.export_id
+        );
+        export.bytes = Some(body.len() as u64);
+        app.blobs.put(&key, body, "text/csv; charset=utf-8").await?;
+        export.status = "ready".into();
+        export.rows = Some(rows);
+        export.object_key = Some(key);
+    }
+    app.store.finish_export(&export).await?;
+    tracing::info!(rows, status = %export.status, "calls export finished");
+    Ok(())
+}

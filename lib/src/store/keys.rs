@@ -564,3 +564,8 @@ pub fn attention_partition(est: &EstablishmentId) -> String {
 pub fn attention(est: &EstablishmentId, ended_at: &crate::time::Timestamp, call: &CallId) -> Key {
     Key::new(attention_partition(est), format!("{ended_at}#{call}"))
 }
+
+/// A calls export of an establishment: `RPT#{est}` / `EXPORT#{id}`.
+pub fn report_export(est: &EstablishmentId, id: &str) -> Key {
+    Key::new(reports_partition(est), format!("EXPORT#{id}"))
+}

@@ -432,6 +432,33 @@ pub struct ReportMark {
     pub attention: Option<AttentionRecord>,
 }
 
+/// A CSV export of an establishment's calls (`RPT#{est}` / `EXPORT#{id}`), made by the
+/// post-call worker; removed by TTL a day after it was asked for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportRecord {
+    pub export_id: String,
+    pub establishment_id: EstablishmentId,
+    pub requested_by: UserId,
+    /// The first instant exported, and the first one after.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// The local days (and the zone) the period was asked as.
+    pub from: String,
+    pub to: String,
+    pub time_zone: String,
+    /// `pending`, `ready` or `failed`.
+    pub status: String,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    /// The CSV's object key, once ready.
+    pub object_key: Option<String>,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// TTL (Unix seconds).
+    pub expires_at: i64,
+}
+
 /// A call an operator should look at (`ATTN#{est}` / `{ended_at}#{call}`), with why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttentionRecord {

@@ -4,7 +4,7 @@
 //! contribution is replaced in one transaction with the call's own `report` (conditioned on
 //! `report_seq`), so it is counted exactly once however often it is recounted.
 
-use super::records::{AttentionRecord, CallRecord, EstablishmentRecord, ReportMark};
+use super::records::{AttentionRecord, CallRecord, EstablishmentRecord, ExportRecord, ReportMark};
 use super::{Item, Page, Store, Tx, TxError, keys, n, s};
 use crate::domain::report::Counters;
 use crate::error::{Error, Result};
@@ -311,5 +311,36 @@ impl Store {
                 _ => return Ok(count),
             }
         }
+    }
+}
+
+impl Store {
+    /// A calls export.
+    pub async fn export(&self, est: &EstablishmentId, id: &str) -> Result<Option<ExportRecord>> {
+        self.get(&keys::report_export(est, id)).await
+    }
+
+    /// Creates `export` unless one with its id exists (`Ok(false)`).
+    pub async fn create_export(&self, export: &ExportRecord) -> Result<bool> {
+        self.put_if(
+            &keys::report_export(&export.establishment_id, &export.export_id),
+            export,
+            "attribute_not_exists(pk)",
+            HashMap::new(),
+            HashMap::new(),
+        )
+        .await
+    }
+
+    /// Stores how `export` ended, if it is still pending (`Ok(false)` otherwise).
+    pub async fn finish_export(&self, export: &ExportRecord) -> Result<bool> {
+        self.put_if(
+            &keys::report_export(&export.establishment_id, &export.export_id),
+            export,
+            "#status = :pending",
+            HashMap::from([("#status".to_owned(), "status".to_owned())]),
+            HashMap::from([(":pending".to_owned(), s("pending"))]),
+        )
+        .await
     }
 }

@@ -578,6 +578,39 @@ async fn a_tick_delivered_three_times_dials_each_lead_once() {
         .unwrap();
     assert_eq!(record.tick_seq, 1);
     assert_eq!(record.lease_token, None);
+
+    // WHEN the three calls end (one answered, one busy, one unanswered) and the post-call
+    // worker has run THEN the reports count them once each, as the campaign's calls
+    let calls: Vec<CallId> = enrollments
+        .values()
+        .map(|e| CallId::parse(e["call_ids"][0].as_str().unwrap()).unwrap())
+        .collect();
+    for (call, status) in calls.iter().zip(["completed", "busy", "no-answer"]) {
+        w.ends(call, status, None).await;
+    }
+    crate::reports::drain(&w.stack, &w.est).await;
+    let listed = crate::reports::listed(&w.stack, &w.admin, &w.est).await;
+    let report = w
+        .stack
+        .get(
+            &format!(
+                "/reports/calls?establishment_id={}&range=today&group_by=status",
+                w.est
+            ),
+            &w.admin,
+        )
+        .await;
+    let report = report.expect(200);
+    assert_eq!(
+        report["totals"],
+        crate::reports::figures_of(&listed, |_| true)
+    );
+    assert_eq!(report["totals"]["campaign_calls"], 3);
+    assert_eq!(report["totals"]["calls"], 3);
+    assert_eq!(
+        report["totals"]["by_status"],
+        json!({ "busy": 1, "completed": 1, "no_answer": 1 })
+    );
 }
 
 #[tokio::test]

