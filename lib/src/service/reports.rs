@@ -301,12 +301,19 @@ async fn hours(
         .await
 }
 
-fn total<'a>(aggregates: impl IntoIterator<Item = &'a Aggregate>) -> Counters {
-    let mut sum = Counters::default();
+/// The sum of `aggregates` per period (day or hour).
+fn per_period(aggregates: &[Aggregate]) -> BTreeMap<String, Counters> {
+    let mut sums: BTreeMap<String, Counters> = BTreeMap::new();
     for a in aggregates {
-        sum.merge(&a.counters, 1);
+        sums.entry(a.period.clone())
+            .or_default()
+            .merge(&a.counters, 1);
     }
-    sum
+    sums
+}
+
+fn total<'a>(aggregates: impl IntoIterator<Item = &'a Aggregate>) -> Counters {
+    total_of(aggregates.into_iter().map(|a| &a.counters))
 }
 
 /// The period a report covered, as its answer states it.
@@ -418,13 +425,7 @@ pub async fn kpis(app: &App, principal: &Principal, params: KpiParams) -> Result
         app.store.live_call_count(est),
         running_campaigns(app, est),
     )?;
-    let mut by_hour: BTreeMap<String, Counters> = BTreeMap::new();
-    for a in &today {
-        by_hour
-            .entry(a.period.clone())
-            .or_default()
-            .merge(&a.counters, 1);
-    }
+    let mut by_hour = per_period(&today);
     let by_hour = period
         .each_hour()
         .filter(|h| *h <= Utc::now())
@@ -757,13 +758,7 @@ pub async fn calls(
     } else {
         days(app, est, &period, None).await?
     };
-    let mut by_period: BTreeMap<String, Counters> = BTreeMap::new();
-    for a in &aggregates {
-        by_period
-            .entry(a.period.clone())
-            .or_default()
-            .merge(&a.counters, 1);
-    }
+    let by_period = per_period(&aggregates);
     let totals = Figures::from(&total(&aggregates));
     let row = |key: String, c: Option<&Counters>| {
         let figures = c.map(Figures::from).unwrap_or_default();
@@ -861,13 +856,7 @@ pub async fn usage(
     };
     let period = Period::month(zone, &month).map_err(|e| Error::invalid("month", e))?;
     let aggregates = days(app, est, &period, None).await?;
-    let mut by_day: BTreeMap<String, Counters> = BTreeMap::new();
-    for a in &aggregates {
-        by_day
-            .entry(a.period.clone())
-            .or_default()
-            .merge(&a.counters, 1);
-    }
+    let mut by_day = per_period(&aggregates);
     let split = |c: &Counters| {
         let f = Figures::from(c);
         (

@@ -519,13 +519,7 @@ pub fn report_day(
     agent: &AgentId,
     version: Option<&AgentVersionId>,
 ) -> Key {
-    Key::new(
-        reports_partition(est),
-        format!(
-            "{REPORT_DAY_PREFIX}{day}#{agent}#{}",
-            version.map_or("-", |v| v.as_str())
-        ),
-    )
+    report_key(REPORT_DAY_PREFIX, est, day, agent, version)
 }
 
 /// One agent version's aggregate of one UTC hour: `RPT#{est}` / `H#{YYYY-MM-DDTHH}#{agt}#{agv}`.
@@ -535,12 +529,20 @@ pub fn report_hour(
     agent: &AgentId,
     version: Option<&AgentVersionId>,
 ) -> Key {
+    report_key(REPORT_HOUR_PREFIX, est, hour, agent, version)
+}
+
+fn report_key(
+    prefix: &str,
+    est: &EstablishmentId,
+    period: &str,
+    agent: &AgentId,
+    version: Option<&AgentVersionId>,
+) -> Key {
+    let version = version.map_or("-", |v| v.as_str());
     Key::new(
         reports_partition(est),
-        format!(
-            "{REPORT_HOUR_PREFIX}{hour}#{agent}#{}",
-            version.map_or("-", |v| v.as_str())
-        ),
+        format!("{prefix}{period}#{agent}#{version}"),
     )
 }
 
