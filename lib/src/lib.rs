@@ -46,6 +46,7 @@ pub mod openapi;
 pub mod queues;
 pub mod recordings;
 pub mod resources;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -19,6 +19,7 @@ mod recordings;
 mod reports;
 mod resources;
 mod runtimes;
+mod secrets;
 mod sessions;
 mod sweeper;
 mod tenancy;
