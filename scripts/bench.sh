@@ -29,6 +29,7 @@ coldstart=$(
   LIVE_SENTIMENT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-live.fifo \
   LEAD_IMPORT_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-lead-import-jobs \
   CAMPAIGN_QUEUE_URL=https://sqs.us-east-1.amazonaws.com/000000000000/bench-campaign-jobs \
+  KMS_KEY_ID=alias/bench-secrets \
   python3 scripts/coldstart.py "$RUNS" $(printf -- "$TARGET/%s " "${FUNCTIONS[@]}")
 )
 echo

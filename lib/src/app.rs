@@ -34,6 +34,8 @@ pub struct App {
     pub lead_imports: Option<Queue>,
     /// The campaign dialer's tick queue (`CAMPAIGN_QUEUE_URL`), when configured.
     pub campaign_ticks: Option<Queue>,
+    /// Seals and opens secrets at rest under `KMS_KEY_ID`, when configured.
+    pub envelope: Option<Arc<crate::secrets::Envelope>>,
     /// The last readiness answer and when it was computed (`service::health`).
     pub ready_cache:
         std::sync::Mutex<Option<(std::time::Instant, crate::service::health::Readiness)>>,
@@ -102,6 +104,13 @@ impl App {
         self.campaign_ticks.as_ref().ok_or_else(|| {
             Error::internal("the campaign queue is not configured (CAMPAIGN_QUEUE_URL)")
         })
+    }
+
+    /// The envelope secrets are sealed with (`KMS_KEY_ID`, checked at start-up where needed).
+    pub fn envelope(&self) -> Result<&crate::secrets::Envelope> {
+        self.envelope
+            .as_deref()
+            .ok_or_else(|| Error::internal("no KMS key is configured (KMS_KEY_ID)"))
     }
 
     /// State over the given SDK configuration.
@@ -173,6 +182,12 @@ impl App {
                 .campaign_queue_url
                 .as_ref()
                 .map(|url| Queue::new(sqs.clone(), url.clone())),
+            envelope: config.kms_key_id.as_ref().map(|key| {
+                Arc::new(crate::secrets::Envelope::new(
+                    aws_sdk_kms::Client::new(sdk),
+                    key.clone(),
+                ))
+            }),
             sqs,
             config,
             ready_cache: std::sync::Mutex::new(None),

@@ -93,6 +93,9 @@ pub struct Config {
     /// The queue of campaign dialer ticks (`CAMPAIGN_QUEUE_URL`); the campaigns API, the
     /// campaign worker and the sweeper need it (see [`Config::campaign_queue`]).
     pub campaign_queue_url: Option<String>,
+    /// The KMS key secrets are sealed under (`KMS_KEY_ID`: an id, ARN or alias); the runtimes
+    /// function needs it (see [`Config::kms_key`]).
+    pub kms_key_id: Option<String>,
     /// The images runtimes may be provisioned from (`RUNTIME_IMAGES`, comma-separated; an
     /// entry ending in `*` allows every reference that starts with the rest, e.g.
     /// `registry.example.com/voice-agent-runtime:*`). Default: `RUNTIME_IMAGE` (the voice-agent
@@ -248,6 +251,14 @@ impl Config {
         self.campaign_queue_url.as_deref().ok_or(ConfigError {
             var: "CAMPAIGN_QUEUE_URL",
             problem: "is not set (the queue campaign dialer ticks go through)".into(),
+        })
+    }
+
+    /// The KMS key secrets are sealed under, or the error that stops a function needing it.
+    pub fn kms_key(&self) -> Result<&str, ConfigError> {
+        self.kms_key_id.as_deref().ok_or(ConfigError {
+            var: "KMS_KEY_ID",
+            problem: "is not set (the KMS key secrets at rest are sealed under)".into(),
         })
     }
 
@@ -474,6 +485,7 @@ impl Config {
             live_sentiment_queue_url,
             lead_import_queue_url,
             campaign_queue_url,
+            kms_key_id: get("KMS_KEY_ID").filter(|v| !v.trim().is_empty()),
             ingest_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,

@@ -1,5 +1,6 @@
 //! The one definition of the AWS resources the local stack and the tests create: the table
-//! (keys, sparse GSIs, TTL), the bucket, and the queues with their dead-letter queues. It
+//! (keys, sparse GSIs, TTL), the bucket, the queues with their dead-letter queues, and the KMS
+//! key secrets are sealed under. It
 //! mirrors `infra/template.yaml`; a test checks the two agree.
 
 use crate::error::{Error, Result};
@@ -51,12 +52,15 @@ pub struct ResourceNames {
     pub bucket: String,
     /// Prepended to every queue name.
     pub queue_prefix: String,
+    /// The alias of the KMS key secrets are sealed under (`alias/{prefix}-secrets`).
+    pub key_alias: String,
 }
 
-/// What `ensure` created: the queue URLs by logical name.
+/// What `ensure` created: the queue URLs by logical name, and the secrets key's id.
 #[derive(Clone, Debug, Default)]
 pub struct Provisioned {
     pub queue_urls: HashMap<String, String>,
+    pub kms_key_id: String,
 }
 
 impl ResourceNames {
@@ -66,6 +70,7 @@ impl ResourceNames {
             table: format!("{prefix}-table"),
             bucket: format!("{prefix}-bucket"),
             queue_prefix: format!("{prefix}-"),
+            key_alias: format!("alias/{prefix}-secrets"),
         }
     }
 }
@@ -95,7 +100,34 @@ pub async fn ensure(sdk: &SdkConfig, names: &ResourceNames) -> Result<Provisione
         .await?;
         provisioned.queue_urls.insert((*queue).to_owned(), url);
     }
+    provisioned.kms_key_id = ensure_key(&aws_sdk_kms::Client::new(sdk), &names.key_alias).await?;
     Ok(provisioned)
+}
+
+/// The id of the KMS key behind `alias`, made (with the alias) if there is none.
+async fn ensure_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String> {
+    if let Ok(found) = kms.describe_key().key_id(alias).send().await
+        && let Some(meta) = found.key_metadata()
+    {
+        return Ok(meta.key_id().to_owned());
+    }
+    let made = kms
+        .create_key()
+        .description("Callplane secrets at rest (envelope encryption)")
+        .send()
+        .await
+        .map_err(Error::internal)?;
+    let id = made
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or_else(|| Error::internal("KMS made a key without an id"))?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(&id)
+        .send()
+        .await
+        .map_err(Error::internal)?;
+    Ok(id)
 }
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {

@@ -309,6 +309,7 @@ impl Stack {
                 "CAMPAIGN_QUEUE_URL",
                 provisioned.queue_urls["campaign-jobs"].as_str(),
             ),
+            ("KMS_KEY_ID", provisioned.kms_key_id.as_str()),
         ]
         .into_iter()
         .chain(changes.iter().copied())

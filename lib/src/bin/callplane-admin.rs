@@ -62,7 +62,10 @@ async fn main() -> anyhow::Result<()> {
             let provisioned = callplane::resources::ensure(&sdk, &names)
                 .await
                 .context("creating resources")?;
-            println!("TABLE_NAME={}\nBUCKET_NAME={}", names.table, names.bucket);
+            println!(
+                "TABLE_NAME={}\nBUCKET_NAME={}\nKMS_KEY_ID={}",
+                names.table, names.bucket, provisioned.kms_key_id
+            );
             let mut queues: Vec<_> = provisioned.queue_urls.into_iter().collect();
             queues.sort();
             for (queue, url) in queues {

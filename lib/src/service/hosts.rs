@@ -24,8 +24,18 @@ async fn host_access(app: &App, id: &str, token: &str) -> Result<HostRecord> {
     }
 }
 
-fn spec(app: &App, r: &RuntimeRecord) -> Result<RuntimeSpec> {
+/// What the host runs `r` with: its variables (the sealed ones opened) and the platform's.
+async fn spec(app: &App, r: &RuntimeRecord) -> Result<RuntimeSpec> {
     let mut env = r.env.vars().clone();
+    if !r.sealed_env.is_empty() {
+        let context = crate::service::runtimes::env_context(&r.establishment_id, &r.id);
+        for (key, sealed) in &r.sealed_env {
+            let value = app.envelope()?.open(&context, sealed).await?;
+            let value = String::from_utf8(value)
+                .map_err(|_| Error::internal("a sealed variable is not UTF-8"))?;
+            env.insert(key.clone(), value);
+        }
+    }
     env.insert(hostapi::ENV_RUNTIME_ID.into(), r.id.to_string());
     env.insert(
         hostapi::ENV_ESTABLISHMENT_ID.into(),
@@ -71,11 +81,7 @@ pub async fn host_specs(
         .store
         .host_runtimes_page(host, limit, params.cursor.as_deref())
         .await?;
-    let items = page
-        .items
-        .iter()
-        .map(|r| spec(app, r))
-        .collect::<Result<_>>()?;
+    let items = futures::future::try_join_all(page.items.iter().map(|r| spec(app, r))).await?;
     Ok(RuntimeSpecs {
         items,
         cursor: page.cursor,
@@ -95,7 +101,7 @@ async fn host_runtime(app: &App, host: &str, id: &RuntimeId) -> Result<RuntimeRe
 #[tracing::instrument(skip_all, fields(host_id = host, runtime_id = %id))]
 pub async fn host_spec(app: &App, host: &str, token: &str, id: &RuntimeId) -> Result<RuntimeSpec> {
     host_access(app, host, token).await?;
-    spec(app, &host_runtime(app, host, id).await?)
+    spec(app, &host_runtime(app, host, id).await?).await
 }
 
 /// `POST /hosts/{host}/commands/{command}/result`: a command's outcome (idempotent).

@@ -68,7 +68,16 @@ impl From<&RuntimeRecord> for RuntimeView {
             desired_status: r.desired,
             container_name: r.container_name.clone(),
             image: r.image.clone(),
-            env: r.env.masked(),
+            env: r
+                .env
+                .masked()
+                .into_iter()
+                .chain(
+                    r.sealed_env
+                        .keys()
+                        .map(|k| (k.clone(), "********".to_owned())),
+                )
+                .collect(),
             host_id: r.host_id.clone(),
             host_port: r.host_port,
             base_url: r.base_url.clone(),
@@ -165,6 +174,32 @@ fn command(runtime: &RuntimeRecord, action: RuntimeAction, by: &UserRecord) -> C
     }
 }
 
+/// The context a runtime's secret variables are sealed in.
+pub fn env_context(est: &EstablishmentId, id: &RuntimeId) -> crate::secrets::Context {
+    crate::secrets::Context::new(est.as_str(), "runtime_env", id.as_str())
+}
+
+/// `env` split into the variables kept in the clear and the secret-looking ones, sealed.
+async fn seal_env(
+    app: &App,
+    est: &EstablishmentId,
+    id: &RuntimeId,
+    env: &RuntimeEnv,
+) -> Result<(RuntimeEnv, BTreeMap<String, crate::secrets::Sealed>)> {
+    let context = env_context(est, id);
+    let (mut clear, mut sealed) = (BTreeMap::new(), BTreeMap::new());
+    for (key, value) in env.vars() {
+        if crate::domain::is_secret(key) {
+            let value = app.envelope()?.seal(&context, value.as_bytes()).await?;
+            sealed.insert(key.clone(), value);
+        } else {
+            clear.insert(key.clone(), value.clone());
+        }
+    }
+    let clear = RuntimeEnv::try_from(clear).map_err(|e| Error::invalid("env", e))?;
+    Ok((clear, sealed))
+}
+
 /// Sends the command to the host's queue. If it cannot be queued, the command and runtime are
 /// marked failed (the desired state stays recorded: the host's next reconcile converges to it).
 async fn enqueue(
@@ -251,6 +286,7 @@ pub async fn provision(
     }
     let host = place(app).await?;
     let id = RuntimeId::new();
+    let (env, sealed_env) = seal_env(app, est, &id, &req.env).await?;
     let token = crate::auth::secret_token::ingest_token(&app.config, &id)?;
     for _ in 0..PORT_ATTEMPTS {
         let port = free_port(app, &host).await?;
@@ -262,7 +298,8 @@ pub async fn provision(
             host_id: host.host_id.clone(),
             container_name: hostapi::container_name(est),
             image: req.image.clone(),
-            env: req.env.clone(),
+            env: env.clone(),
+            sealed_env: sealed_env.clone(),
             host_port: port,
             base_url: format!("http://{}:{port}", host.public_host),
             public_url: public_url.clone(),

@@ -253,7 +253,11 @@ pub struct RuntimeRecord {
     pub host_id: String,
     pub container_name: String,
     pub image: ImageRef,
+    /// The variables whose names do not look secret (`domain::is_secret`), in the clear.
     pub env: RuntimeEnv,
+    /// The others, sealed (`secrets`, context `runtime_env` of this runtime).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sealed_env: BTreeMap<String, crate::secrets::Sealed>,
     pub host_port: u16,
     pub base_url: String,
     /// Where Twilio reaches the runtime over TLS (`public_url` or `APP_PUBLIC_DOMAIN` at

@@ -120,6 +120,22 @@ async fn provision_then_lifecycle_follows_the_state_machine_as_the_host_reports(
     assert_eq!(env["CALLPLANE_RUNTIME_ID"], json!(runtime));
     assert_eq!(env["CALLPLANE_INGEST_TOKEN"], body["ingest_token"]);
     assert_eq!(spec.body["desired"], "created");
+    // AND the table holds the secret only sealed (the other variables in the clear)
+    let runtime_key =
+        callplane::store::keys::runtime(&callplane::ids::RuntimeId::parse(&runtime).unwrap());
+    let raw = stack
+        .app
+        .store
+        .client()
+        .get_item()
+        .table_name(stack.app.store.table())
+        .set_key(Some(runtime_key.attrs()))
+        .send()
+        .await
+        .unwrap();
+    let raw = format!("{:?}", raw.item.unwrap());
+    assert!(!raw.contains("s3cr3t-value"), "{raw}");
+    assert!(raw.contains("sealed_env") && raw.contains("agent-helios.example.com"));
 
     // WHEN drain is asked before the host created it THEN it is a conflict
     stack
