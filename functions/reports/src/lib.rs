@@ -13,7 +13,7 @@ use callplane::service::reports::{
     ExportView, KpiParams, Kpis, PerformanceParams,
 };
 use callplane::store::Page;
-use callplane::store::records::AttentionRecord;
+use callplane::store::records::{AttentionRecord, ExportStatus};
 use callplane::{AppState, Result};
 
 // The function's routes and their descriptions (PRD §7.7).
@@ -114,7 +114,7 @@ async fn export(
     Query(params): Query<ExportParams>,
 ) -> Result<(StatusCode, Json<ExportView>)> {
     reports::export(&app, &caller, params).await.map(|e| {
-        let status = if e.status == "pending" {
+        let status = if e.status == ExportStatus::Pending {
             StatusCode::ACCEPTED
         } else {
             StatusCode::OK

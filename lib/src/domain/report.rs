@@ -498,13 +498,6 @@ pub fn hour_key(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H").to_string()
 }
 
-/// The start of UTC hour `key` ([`hour_key`]).
-pub fn hour_start(key: &str) -> Option<DateTime<Utc>> {
-    chrono::NaiveDateTime::parse_from_str(&format!("{key}:00"), "%Y-%m-%dT%H:%M")
-        .ok()
-        .map(|t| t.and_utc())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,9 @@ use crate::domain::{AnsweredBy, CampaignStatus, Direction, Role};
 use crate::error::{Error, Result};
 use crate::http::ListParams;
 use crate::ids::{AgentId, AgentVersionId, CallId, EstablishmentId};
-use crate::store::records::{AttentionRecord, CallRecord, EstablishmentRecord, ReportMark};
+use crate::store::records::{
+    AttentionRecord, CallRecord, EstablishmentRecord, ExportStatus, ReportMark,
+};
 use crate::store::{Aggregate, CacheRecord, Page, keys};
 use crate::time::Timestamp;
 use chrono::{DateTime, Utc};
@@ -175,10 +177,10 @@ pub fn mark(call: &CallRecord, zone: Tz) -> Option<ReportMark> {
 }
 
 /// Counts call `id` as it is now: replaces what it added to the aggregates before (nothing,
-/// the first time) by what it adds now, in one transaction. A no-op when nothing changed
-/// (one read); safe to run any number of times, concurrently included.
+/// the first time) by what it adds now, in one transaction; `Ok(false)` when nothing changed
+/// (one read). Safe to run any number of times, concurrently included.
 #[tracing::instrument(skip_all, fields(call_id = %id))]
-pub async fn recount(app: &App, id: &CallId, est: &EstablishmentId) -> Result<()> {
+pub async fn recount(app: &App, id: &CallId, est: &EstablishmentId) -> Result<bool> {
     for _ in 0..RECOUNT_ATTEMPTS {
         let (call, establishment) = app.store.call_and_establishment(id, est).await?;
         let (Some(call), Some(establishment)) = (call, establishment) else {
@@ -189,14 +191,14 @@ pub async fn recount(app: &App, id: &CallId, est: &EstablishmentId) -> Result<()
         }
         let next = mark(&call, establishment.timezone.tz());
         if next == call.report {
-            return Ok(());
+            return Ok(false);
         }
         if app.store.recount_call(&call, next.as_ref()).await? {
             tracing::info!(
                 attention = next.as_ref().is_some_and(|m| m.attention.is_some()),
                 "call counted in the reports"
             );
-            return Ok(());
+            return Ok(true);
         }
     }
     Err(Error::Unavailable(
@@ -223,10 +225,7 @@ pub async fn backfill(app: &App, est: &EstablishmentId) -> Result<(u64, u64)> {
         for call in &page.items {
             read += 1;
             if call.final_status.is_some() {
-                let before = call.report_seq;
-                recount(app, &call.id, est).await?;
-                let after = app.store.call(&call.id).await?.and_then(|c| c.report_seq);
-                changed += u64::from(after != before);
+                changed += u64::from(recount(app, &call.id, est).await?);
             }
         }
         match page.cursor {
@@ -945,8 +944,7 @@ pub struct ExportParams {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportView {
     pub export_id: String,
-    /// `pending`, `ready` or `failed`.
-    pub status: String,
+    pub status: ExportStatus,
     /// First and last local day, and the exact instants.
     pub from: String,
     pub to: String,
@@ -1011,7 +1009,7 @@ pub async fn export(app: &App, principal: &Principal, params: ExportParams) -> R
         from: period.from.to_string(),
         to: period.to.to_string(),
         time_zone: period.zone.name().to_owned(),
-        status: "pending".into(),
+        status: ExportStatus::Pending,
         rows: None,
         bytes: None,
         object_key: None,
@@ -1038,8 +1036,8 @@ pub async fn export(app: &App, principal: &Principal, params: ExportParams) -> R
 }
 
 async fn export_view(app: &App, e: crate::store::records::ExportRecord) -> Result<ExportView> {
-    let (download_url, download_expires_at) = match (&e.object_key, e.status.as_str()) {
-        (Some(key), "ready") => (
+    let (download_url, download_expires_at) = match (&e.object_key, e.status) {
+        (Some(key), ExportStatus::Ready) => (
             Some(
                 app.blobs
                     .presigned_get(key, std::time::Duration::from_secs(EXPORT_URL_TTL_SECS))
@@ -1124,7 +1122,7 @@ pub async fn run_export(app: &App, job: &ExportJob) -> Result<()> {
         tracing::info!("no such export (expired?)");
         return Ok(());
     };
-    if export.status != "pending" {
+    if export.status != ExportStatus::Pending {
         return Ok(());
     }
     let filter = crate::store::CallFilter {
@@ -1162,7 +1160,7 @@ pub async fn run_export(app: &App, job: &ExportJob) -> Result<()> {
     }
     export.finished_at = Some(Timestamp::now());
     if too_many {
-        export.status = "failed".into();
+        export.status = ExportStatus::Failed;
         export.error = Some(format!(
             "more than {MAX_EXPORT_ROWS} calls began in this period; export a shorter one"
         ));
@@ -1174,11 +1172,11 @@ pub async fn run_export(app: &App, job: &ExportJob) -> Result<()> {
         );
         export.bytes = Some(body.len() as u64);
         app.blobs.put(&key, body, "text/csv; charset=utf-8").await?;
-        export.status = "ready".into();
+        export.status = ExportStatus::Ready;
         export.rows = Some(rows);
         export.object_key = Some(key);
     }
     app.store.finish_export(&export).await?;
-    tracing::info!(rows, status = %export.status, "calls export finished");
+    tracing::info!(rows, status = ?export.status, "calls export finished");
     Ok(())
 }

@@ -436,6 +436,18 @@ pub struct ReportMark {
     pub attention: Option<AttentionRecord>,
 }
 
+/// Where a calls export is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportStatus {
+    /// Asked for; the post-call worker has not written it yet.
+    Pending,
+    /// Written; downloadable.
+    Ready,
+    /// Not made (`error` says why).
+    Failed,
+}
+
 /// A CSV export of an establishment's calls (`RPT#{est}` / `EXPORT#{id}`), made by the
 /// post-call worker; removed by TTL a day after it was asked for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -450,8 +462,7 @@ pub struct ExportRecord {
     pub from: String,
     pub to: String,
     pub time_zone: String,
-    /// `pending`, `ready` or `failed`.
-    pub status: String,
+    pub status: ExportStatus,
     pub rows: Option<u64>,
     pub bytes: Option<u64>,
     /// The CSV's object key, once ready.

@@ -339,7 +339,10 @@ impl Store {
             export,
             "#status = :pending",
             HashMap::from([("#status".to_owned(), "status".to_owned())]),
-            HashMap::from([(":pending".to_owned(), s("pending"))]),
+            HashMap::from([(
+                ":pending".to_owned(),
+                serde_dynamo::to_attribute_value(super::records::ExportStatus::Pending)?,
+            )]),
         )
         .await
     }
