@@ -36,6 +36,8 @@ pub struct App {
     pub campaign_ticks: Option<Queue>,
     /// Seals and opens secrets at rest under `KMS_KEY_ID`, when configured.
     pub envelope: Option<Arc<crate::secrets::Envelope>>,
+    /// Provider clients (integrations, tool proxy), built on first use.
+    providers: std::sync::OnceLock<crate::providers::Providers>,
     /// The last readiness answer and when it was computed (`service::health`).
     pub ready_cache:
         std::sync::Mutex<Option<(std::time::Instant, crate::service::health::Readiness)>>,
@@ -111,6 +113,12 @@ impl App {
         self.envelope
             .as_deref()
             .ok_or_else(|| Error::internal("no KMS key is configured (KMS_KEY_ID)"))
+    }
+
+    /// The provider clients (one connection pool per instance).
+    pub fn providers(&self) -> &crate::providers::Providers {
+        self.providers
+            .get_or_init(|| crate::providers::Providers::new(self.config.integrations.clone()))
     }
 
     /// State over the given SDK configuration.
@@ -189,6 +197,7 @@ impl App {
                 ))
             }),
             sqs,
+            providers: std::sync::OnceLock::new(),
             config,
             ready_cache: std::sync::Mutex::new(None),
         }

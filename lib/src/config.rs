@@ -112,6 +112,9 @@ pub struct Config {
     pub analyzer: AnalyzerKind,
     /// When the sweeper ends a call whose end never came (see `service::sweeper`).
     pub sweep: SweepConfig,
+    /// Integrations and the tool proxy: provider base URLs, the Google OAuth client, allowed
+    /// redirect origins, the provider timeout and the per-tool rate limits.
+    pub integrations: IntegrationsConfig,
     /// Copying external recordings into the bucket (`RECORDING_MAX_BYTES`, default 512 MiB;
     /// `RECORDING_TIMEOUT_SECS`, default 45, below the post-call function's 60 s timeout).
     pub recording_limits: crate::recordings::Limits,
@@ -170,6 +173,176 @@ pub struct TelephonyConfig {
     pub whatsapp_verify_token: Option<Secret>,
     /// `WHATSAPP_APP_SECRET`: signs WhatsApp webhook bodies (`X-Hub-Signature-256`).
     pub whatsapp_app_secret: Option<Secret>,
+}
+
+/// Integrations and the tool proxy. Every provider base URL is configuration, so the local
+/// stack and the tests point them at stand-ins speaking the providers' wire formats.
+#[derive(Clone, Debug)]
+pub struct IntegrationsConfig {
+    /// `GOOGLE_OAUTH_CLIENT_ID` / `GOOGLE_OAUTH_CLIENT_SECRET`: the OAuth client Google
+    /// Calendar connections use. Unset: connecting Google Calendar answers 422
+    /// `oauth_not_configured`.
+    pub google_client: Option<(String, Secret)>,
+    /// `GOOGLE_AUTH_URL`, default `https://accounts.google.com/o/oauth2/v2/auth`.
+    pub google_auth_url: String,
+    /// `GOOGLE_TOKEN_URL`, default `https://oauth2.googleapis.com/token`.
+    pub google_token_url: String,
+    /// `GOOGLE_REVOKE_URL`, default `https://oauth2.googleapis.com/revoke`.
+    pub google_revoke_url: String,
+    /// `GOOGLE_CALENDAR_API_URL`, default `https://www.googleapis.com/calendar/v3`.
+    pub google_calendar_url: String,
+    /// `WHATSAPP_GRAPH_API_URL`, default `https://graph.facebook.com/v21.0`.
+    pub whatsapp_graph_url: String,
+    /// `HUBSPOT_API_URL`, default `https://api.hubapi.com`.
+    pub hubspot_url: String,
+    /// Where Google sends the browser back (`OAUTH_CALLBACK_URL`): this API's
+    /// `/integrations/oauth/callback`; default `http://127.0.0.1:9000/integrations/oauth/callback`.
+    pub oauth_callback_url: String,
+    /// Origins a connect flow may send the browser back to (`INTEGRATION_REDIRECT_ORIGINS`,
+    /// comma-separated; default the origin of `CALLPLANE_APP_URL`).
+    pub redirect_origins: Vec<String>,
+    /// How long a provider call may take (`TOOL_TIMEOUT_SECS`, default 8, 1..=25): the
+    /// runtime waiting for the answer is on a live call.
+    pub provider_timeout: std::time::Duration,
+    /// Tool calls per establishment per minute, by tool group (`TOOL_RATE_LIMITS`, e.g.
+    /// `email=30,whatsapp=30,calendar=60,crm=120,handoff=10,dnc=20`, these being the defaults).
+    pub rate_limits: std::collections::BTreeMap<String, u32>,
+}
+
+impl IntegrationsConfig {
+    /// Calls per minute allowed for a tool group.
+    pub fn rate_limit(&self, group: &str) -> u32 {
+        self.rate_limits.get(group).copied().unwrap_or(60)
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of an http(s) URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?;
+    if host.is_empty() || host.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{}", host.to_ascii_lowercase()))
+}
+
+/// Default calls per minute of each tool group.
+const DEFAULT_RATE_LIMITS: &[(&str, u32)] = &[
+    ("email", 30),
+    ("whatsapp", 30),
+    ("calendar", 60),
+    ("crm", 120),
+    ("handoff", 10),
+    ("dnc", 20),
+];
+
+fn integrations(
+    get: &impl Fn(&str) -> Option<String>,
+    app_url: &str,
+) -> Result<IntegrationsConfig, ConfigError> {
+    let value = |var: &str| get(var).filter(|v| !v.trim().is_empty());
+    let url = |var: &'static str, default: &str| {
+        let raw = value(var).unwrap_or_else(|| default.to_owned());
+        if raw.starts_with("http://") || raw.starts_with("https://") {
+            Ok(raw.trim_end_matches('/').to_owned())
+        } else {
+            Err(ConfigError {
+                var,
+                problem: "must be an http(s) URL".into(),
+            })
+        }
+    };
+    let google_client = match (
+        value("GOOGLE_OAUTH_CLIENT_ID"),
+        value("GOOGLE_OAUTH_CLIENT_SECRET"),
+    ) {
+        (Some(id), Some(secret)) => Some((id, Secret::new(secret))),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError {
+                var: "GOOGLE_OAUTH_CLIENT_SECRET",
+                problem: "is not set while GOOGLE_OAUTH_CLIENT_ID is".into(),
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError {
+                var: "GOOGLE_OAUTH_CLIENT_ID",
+                problem: "is not set while GOOGLE_OAUTH_CLIENT_SECRET is".into(),
+            });
+        }
+    };
+    let redirect_origins = match value("INTEGRATION_REDIRECT_ORIGINS") {
+        Some(raw) => raw
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                origin_of(o).ok_or(ConfigError {
+                    var: "INTEGRATION_REDIRECT_ORIGINS",
+                    problem: format!("`{o}` is not an http(s) origin"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => origin_of(app_url).into_iter().collect(),
+    };
+    let timeout = match value("TOOL_TIMEOUT_SECS") {
+        None => 8,
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=25).contains(s))
+            .ok_or(ConfigError {
+                var: "TOOL_TIMEOUT_SECS",
+                problem: "must be a whole number of seconds from 1 to 25".into(),
+            })?,
+    };
+    let mut rate_limits: std::collections::BTreeMap<String, u32> = DEFAULT_RATE_LIMITS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
+    if let Some(raw) = value("TOOL_RATE_LIMITS") {
+        for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = pair.split_once('=').and_then(|(k, v)| {
+                let n = v.trim().parse::<u32>().ok().filter(|n| *n >= 1)?;
+                rate_limits
+                    .contains_key(k.trim())
+                    .then(|| (k.trim().to_owned(), n))
+            });
+            let (k, n) = parsed.ok_or(ConfigError {
+                var: "TOOL_RATE_LIMITS",
+                problem: format!(
+                    "`{pair}` is not `group=calls_per_minute` with a group among email, whatsapp, calendar, crm, handoff, dnc"
+                ),
+            })?;
+            rate_limits.insert(k, n);
+        }
+    }
+    Ok(IntegrationsConfig {
+        google_client,
+        google_auth_url: url(
+            "GOOGLE_AUTH_URL",
+            "https://accounts.google.com/o/oauth2/v2/auth",
+        )?,
+        google_token_url: url("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")?,
+        google_revoke_url: url("GOOGLE_REVOKE_URL", "https://oauth2.googleapis.com/revoke")?,
+        google_calendar_url: url(
+            "GOOGLE_CALENDAR_API_URL",
+            "https://www.googleapis.com/calendar/v3",
+        )?,
+        whatsapp_graph_url: url("WHATSAPP_GRAPH_API_URL", "https://graph.facebook.com/v21.0")?,
+        hubspot_url: url("HUBSPOT_API_URL", "https://api.hubapi.com")?,
+        oauth_callback_url: url(
+            "OAUTH_CALLBACK_URL",
+            "http://127.0.0.1:9000/integrations/oauth/callback",
+        )?,
+        redirect_origins,
+        provider_timeout: std::time::Duration::from_secs(timeout),
+        rate_limits,
+    })
 }
 
 /// The local runtime stand-in's image (`make runtime-sim-image`), allowed by default.
@@ -474,7 +647,9 @@ impl Config {
                 1..=840,
             )?)),
         };
+        let integrations = integrations(&get, &app_url)?;
         Ok(Self {
+            integrations,
             recording_limits,
             sweep,
             analyzer,

@@ -102,6 +102,8 @@ id_type!(/// A lead: one phone number an establishment may call (see [`LeadId::o
     LeadId, "lead_");
 id_type!(/// A leads CSV import job.
     ImportJobId, "imp_");
+id_type!(/// A connection of an establishment to an outside service (calendar, email, …).
+    IntegrationId, "int_");
 id_type!(/// A campaign: leads dialed on a schedule by one agent version.
     CampaignId, "cmp_");
 

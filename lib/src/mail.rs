@@ -20,6 +20,15 @@ pub struct Mail {
     pub to: Email,
     pub subject: String,
     pub text: String,
+    /// An HTML alternative (tool-proxy email).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// Where replies go (an establishment's own address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Email>,
+    /// The sender's display name before the platform's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
 }
 
 impl std::fmt::Debug for Mail {
@@ -76,13 +85,23 @@ impl Mailer {
                         .build()
                         .map_err(Error::internal)
                 };
+                let mut body = Body::builder().text(text(&mail.text)?);
+                if let Some(html) = &mail.html {
+                    body = body.html(text(html)?);
+                }
                 let message = Message::builder()
                     .subject(text(&mail.subject)?)
-                    .body(Body::builder().text(text(&mail.text)?).build())
+                    .body(body.build())
                     .build();
+                let from = match &mail.from_name {
+                    // RFC 5322 display name, quoted (SES encodes non-ASCII itself).
+                    Some(name) => format!("\"{}\" <{from}>", name.replace(['"', '\\'], "")),
+                    None => from.clone(),
+                };
                 client
                     .send_email()
                     .from_email_address(from)
+                    .set_reply_to_addresses(mail.reply_to.as_ref().map(|r| vec![r.to_string()]))
                     .destination(
                         Destination::builder()
                             .to_addresses(mail.to.as_str())

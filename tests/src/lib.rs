@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
+pub mod providers;
 pub mod twilio;
 pub mod world;
 
@@ -739,6 +740,8 @@ pub fn functions(app: &AppState) -> Vec<(&'static str, axum::Router)> {
         ("leads", leads::router(app.clone())),
         ("campaigns", campaigns::router(app.clone())),
         ("reports", reports::router(app.clone())),
+        ("integrations", integrations::router(app.clone())),
+        ("tool-proxy", tool_proxy::router(app.clone())),
     ]
 }
 
@@ -755,6 +758,8 @@ pub fn described() -> Vec<(&'static str, utoipa_axum::router::OpenApiRouter<AppS
         ("leads", leads::api()),
         ("campaigns", campaigns::api()),
         ("reports", reports::api()),
+        ("integrations", integrations::api()),
+        ("tool-proxy", tool_proxy::api()),
     ]
 }
 

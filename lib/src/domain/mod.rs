@@ -9,6 +9,7 @@ pub mod dialing;
 mod email;
 mod establishment;
 pub mod event;
+pub mod integration;
 mod lead;
 mod phone;
 pub mod phone_zones;

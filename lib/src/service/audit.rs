@@ -25,7 +25,11 @@ pub struct Target {
 pub struct AuditView {
     pub id: AuditId,
     pub establishment_id: EstablishmentId,
-    pub actor: Actor,
+    /// The member who acted; null when a runtime acted (`actor_runtime_id`).
+    pub actor: Option<Actor>,
+    /// The runtime that acted through the tool proxy (a caller's opt-out, a handoff).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_runtime_id: Option<crate::ids::RuntimeId>,
     pub action: String,
     pub target: Target,
     pub before: serde_json::Value,
@@ -38,10 +42,11 @@ impl From<AuditRecord> for AuditView {
         Self {
             id: a.id,
             establishment_id: a.establishment_id,
-            actor: Actor {
-                user_id: a.actor_user_id,
-                email: a.actor_email.to_string(),
-            },
+            actor: a.actor_user_id.map(|user_id| Actor {
+                user_id,
+                email: a.actor_email.map(|e| e.to_string()).unwrap_or_default(),
+            }),
+            actor_runtime_id: a.actor_runtime_id,
             action: a.action,
             target: Target {
                 kind: a.target_type,

@@ -185,6 +185,9 @@ pub async fn forgot_password(app: &App, req: ForgotPasswordRequest) -> Result<()
         .send(&Mail {
             to: req.email,
             subject: "Reset your Callplane password".into(),
+            html: None,
+            reply_to: None,
+            from_name: None,
             text: format!("Someone asked to reset the password of this Callplane account.\n\nTo choose a new password, open:\n{link}\n\nThe link works once, for one hour. If it was not you, ignore this message.\n\nToken: {token}\n"),
         })
         .await

@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::http::ListParams;
-use crate::ids::{AgentId, AgentVersionId, CallId, EstablishmentId, RuntimeId};
+use crate::ids::{AgentId, AgentVersionId, CallId, EstablishmentId, RuntimeId, UserId};
 use crate::store::records::{
     AgentRecord, CallRecord, HandoffRecord, NewCall, OutboundRequestRecord, RecordingRef,
     StoredError,
@@ -842,6 +842,26 @@ pub async fn handoff(
             call.status.as_str()
         )));
     }
+    transfer(
+        app,
+        &call,
+        reason.to_owned(),
+        Some(user.id.clone()),
+        (&user).into(),
+    )
+    .await
+}
+
+/// Transfers a call in progress to its establishment's handoff number: marks it (audited as
+/// `actor`'s act), asks the provider, and puts it back in progress if the provider refuses.
+/// Shared by the operator's `POST /calls/{id}/handoff` and the tool proxy's `handoff`.
+pub(crate) async fn transfer(
+    app: &App,
+    call: &CallRecord,
+    reason: String,
+    requested_by: Option<UserId>,
+    actor: crate::store::audit::AuditActor<'_>,
+) -> Result<HandoffView> {
     let establishment = app
         .store
         .establishment_required(&call.establishment_id)
@@ -859,11 +879,11 @@ pub async fn handoff(
         .ok_or_else(|| Error::Conflict("the call has not reached the provider yet".into()))?;
     let handoff = HandoffRecord {
         e164: to.clone(),
-        reason: reason.to_owned(),
-        requested_by: Some(user.id.clone()),
+        reason,
+        requested_by,
         at: Timestamp::now(),
     };
-    if !app.store.begin_handoff(&call, &handoff, &user).await? {
+    if !app.store.begin_handoff(call, &handoff, actor).await? {
         return Err(Error::Conflict(
             "the call changed meanwhile; only a call in progress can be handed off".into(),
         ));
@@ -875,7 +895,7 @@ pub async fn handoff(
     }
     tracing::info!(call_id = %call.id, handoff = %to, "call handed off");
     Ok(HandoffView {
-        call_id: call.id,
+        call_id: call.id.clone(),
         status: CallStatus::HandoffInitiated,
         handoff_e164: to,
     })

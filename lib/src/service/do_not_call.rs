@@ -28,8 +28,11 @@ pub struct AddDoNotCall {
 pub struct DoNotCallView {
     pub e164: E164,
     pub reason: Option<String>,
-    pub added_by: UserId,
+    /// The member who added it; null when the caller opted out during a call (`call_id`).
+    pub added_by: Option<UserId>,
     pub added_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<crate::ids::CallId>,
 }
 
 impl From<DoNotCallRecord> for DoNotCallView {
@@ -39,6 +42,7 @@ impl From<DoNotCallRecord> for DoNotCallView {
             reason: r.reason,
             added_by: r.added_by,
             added_at: r.added_at,
+            call_id: r.call_id,
         }
     }
 }
@@ -62,10 +66,14 @@ pub async fn add(
     let entry = DoNotCallRecord {
         e164: req.e164,
         reason,
-        added_by: user.id.clone(),
+        added_by: Some(user.id.clone()),
         added_at: Timestamp::now(),
+        call_id: None,
     };
-    let created = app.store.add_do_not_call(est, &entry, &user).await?;
+    let created = app
+        .store
+        .add_do_not_call(est, &entry, (&user).into())
+        .await?;
     // The number's lead, if it has one, shows it from now on.
     app.store.mark_lead_do_not_call(est, &entry.e164).await?;
     Ok((entry.into(), created))

@@ -295,10 +295,13 @@ pub async fn patch(
             let entry = DoNotCallRecord {
                 e164: lead.phone_e164.clone(),
                 reason: Some("lead status set to do_not_call".into()),
-                added_by: user.id.clone(),
+                added_by: Some(user.id.clone()),
                 added_at: Timestamp::now(),
+                call_id: None,
             };
-            app.store.add_do_not_call(&est, &entry, &user).await?;
+            app.store
+                .add_do_not_call(&est, &entry, (&user).into())
+                .await?;
         }
         Some(_)
             if app

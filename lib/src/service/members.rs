@@ -160,6 +160,9 @@ pub async fn invite(
     let mail = Mail {
         to: req.email,
         subject: format!("You are invited to {} on Callplane", establishment.name),
+        html: None,
+        reply_to: None,
+        from_name: None,
         text: format!(
             "{} invited you to join {} on Callplane as {}.\n\nTo accept, open:\n{link}\n\nThe link works once and expires in 7 days.\n\nToken: {token}\n",
             session.user.display_name,

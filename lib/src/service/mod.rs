@@ -15,6 +15,7 @@ pub mod establishments;
 pub mod health;
 pub mod hosts;
 pub mod ingest;
+pub mod integrations;
 pub mod lead_import;
 pub mod leads;
 pub mod members;
@@ -25,6 +26,7 @@ pub mod reports;
 pub mod routing;
 pub mod runtimes;
 pub mod sweeper;
+pub mod tool_proxy;
 pub mod webhooks;
 pub mod whatsapp;
 

@@ -10,21 +10,39 @@ use crate::time::Timestamp;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use serde_json::Value;
 
+/// Who made an audited change: a member, or a runtime acting through the tool proxy.
+#[derive(Clone, Copy, Debug)]
+pub enum AuditActor<'a> {
+    User(&'a UserRecord),
+    Runtime(&'a crate::ids::RuntimeId),
+}
+
+impl<'a> From<&'a UserRecord> for AuditActor<'a> {
+    fn from(user: &'a UserRecord) -> Self {
+        AuditActor::User(user)
+    }
+}
+
 impl AuditRecord {
     /// An entry for `action` on `target_type`/`target_id` in `est`, by `actor`, now.
-    pub fn new(
+    pub fn new<'a>(
         est: &EstablishmentId,
-        actor: &UserRecord,
+        actor: impl Into<AuditActor<'a>>,
         action: &str,
         (target_type, target_id): (&str, &str),
         before: Value,
         after: Value,
     ) -> Self {
+        let (user, runtime) = match actor.into() {
+            AuditActor::User(u) => (Some(u), None),
+            AuditActor::Runtime(r) => (None, Some(r.clone())),
+        };
         Self {
             id: AuditId::new(),
             establishment_id: est.clone(),
-            actor_user_id: actor.id.clone(),
-            actor_email: actor.email.clone(),
+            actor_user_id: user.map(|u| u.id.clone()),
+            actor_email: user.map(|u| u.email.clone()),
+            actor_runtime_id: runtime,
             action: action.to_owned(),
             target_type: target_type.to_owned(),
             target_id: target_id.to_owned(),

@@ -6,7 +6,7 @@
 
 use super::records::{
     AuditRecord, CallRecord, CallSidRecord, EstablishmentRecord, EstablishmentRuntimeRecord,
-    HandoffRecord, OutboundRequestRecord, RecordingFile, RecordingRef, UserRecord,
+    HandoffRecord, OutboundRequestRecord, RecordingFile, RecordingRef,
 };
 use super::{Item, Store, Tx, TxError, keys, n, s};
 use crate::domain::{AnsweredBy, CallStatus, E164, NumberProvider};
@@ -340,7 +340,7 @@ impl Store {
         &self,
         call: &CallRecord,
         handoff: &HandoffRecord,
-        actor: &UserRecord,
+        actor: crate::store::audit::AuditActor<'_>,
     ) -> Result<bool> {
         let status = CallStatus::HandoffInitiated;
         let items = Tx::new()

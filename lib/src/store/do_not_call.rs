@@ -16,7 +16,7 @@ impl Store {
         &self,
         est: &EstablishmentId,
         entry: &DoNotCallRecord,
-        actor: &UserRecord,
+        actor: crate::store::audit::AuditActor<'_>,
     ) -> Result<bool> {
         let items = Tx::new()
             .with(

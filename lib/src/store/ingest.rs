@@ -97,7 +97,12 @@ impl CallEffect {
         }
     }
 
-    fn update(&self, store: &Store, call: &CallId, now: Timestamp) -> Result<TransactWriteItem> {
+    pub(crate) fn update(
+        &self,
+        store: &Store,
+        call: &CallId,
+        now: Timestamp,
+    ) -> Result<TransactWriteItem> {
         let mut values: Item = HashMap::from([(":now".to_owned(), s(now.to_string()))]);
         let expression = match self {
             CallEffect::Ended {

@@ -3,8 +3,8 @@
 
 use crate::domain::{E164, Email};
 use crate::ids::{
-    AgentId, AgentVersionId, CallId, CampaignId, CommandId, EstablishmentId, ImportJobId, LeadId,
-    PhoneNumberId, RuntimeId, UserId,
+    AgentId, AgentVersionId, CallId, CampaignId, CommandId, EstablishmentId, ImportJobId,
+    IntegrationId, LeadId, PhoneNumberId, RuntimeId, UserId,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -570,4 +570,39 @@ pub fn attention(est: &EstablishmentId, ended_at: &crate::time::Timestamp, call:
 /// A calls export of an establishment: `RPT#{est}` / `EXPORT#{id}`.
 pub fn report_export(est: &EstablishmentId, id: &str) -> Key {
     Key::new(reports_partition(est), format!("EXPORT#{id}"))
+}
+
+/// An establishment's connection of one type (one per type): `EST#{est}` / `INTEGRATION#{type}`.
+/// Keyed by type so the tool proxy finds it in the same batch read as the call's version.
+pub fn integration(
+    est: &EstablishmentId,
+    kind: crate::domain::integration::IntegrationType,
+) -> Key {
+    Key::new(format!("EST#{est}"), format!("INTEGRATION#{kind}"))
+}
+
+/// Sort-key prefix of an establishment's connections.
+pub const INTEGRATION_PREFIX: &str = "INTEGRATION#";
+
+/// Where an integration id points: `INT#{int}` / `INT`.
+pub fn integration_id(id: &IntegrationId) -> Key {
+    Key::new(format!("INT#{id}"), "INT")
+}
+
+/// A pending OAuth consent, by the SHA-256 of its state's nonce: `OAUTH#{hash}` / `STATE`.
+pub fn oauth_state(nonce_hash: &str) -> Key {
+    Key::new(format!("OAUTH#{nonce_hash}"), "STATE")
+}
+
+/// A tool-proxy call's idempotency record on its call: `CALL#{call}` / `TOOLKEY#{tool}#{key}`.
+pub fn tool_key(call: &CallId, tool: &str, idempotency_key: &str) -> Key {
+    Key::new(
+        call_partition(call),
+        format!("TOOLKEY#{tool}#{idempotency_key}"),
+    )
+}
+
+/// One minute's tool calls of a group in an establishment: `RATE#{est}` / `{group}#{minute}`.
+pub fn tool_rate(est: &EstablishmentId, group: &str, minute: i64) -> Key {
+    Key::new(format!("RATE#{est}"), format!("{group}#{minute}"))
 }

@@ -6,13 +6,14 @@ mod access;
 mod agents;
 mod analysis;
 mod artifacts;
-mod audit;
+pub mod audit;
 mod calls;
 mod campaigns;
 pub mod cursor;
 mod do_not_call;
 mod establishments;
 mod ingest;
+mod integrations;
 pub mod keys;
 mod leads;
 mod live;
@@ -33,6 +34,7 @@ pub use campaigns::{DialerConflict, DialerError, Transition, remember};
 pub use cursor::CursorCodec;
 pub use establishments::EstablishmentPatch;
 pub use ingest::{CallEffect, EventWrite, IngestContext, Written};
+pub use integrations::{Claim, ToolCallWrite, ToolContext};
 pub use leads::{BatchConflict, ImportBatch, ImportCounts, LeadQuery, LeadSearch, LeadWrite};
 pub use live::UNREPORTED_END;
 pub use outbound::OutboundContext;
@@ -288,6 +290,24 @@ impl Store {
             .table_name(&self.table)
             .set_item(Some(Self::item(key, record)?))
             .set_condition_expression(condition.map(str::to_owned))
+            .build()
+            .map_err(Error::internal)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A put for a transaction whose condition uses `values`.
+    pub(crate) fn put_where(
+        &self,
+        key: &Key,
+        record: &impl Serialize,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(key, record)?))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
             .build()
             .map_err(Error::internal)?;
         Ok(TransactWriteItem::builder().put(put).build())

@@ -192,8 +192,14 @@ pub struct PhoneIdRecord {
 pub struct AuditRecord {
     pub id: AuditId,
     pub establishment_id: EstablishmentId,
-    pub actor_user_id: UserId,
-    pub actor_email: Email,
+    /// The member who acted (absent when a runtime acted through the tool proxy).
+    #[serde(default)]
+    pub actor_user_id: Option<UserId>,
+    #[serde(default)]
+    pub actor_email: Option<Email>,
+    /// The runtime that acted through the tool proxy (a caller's opt-out, a handoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_runtime_id: Option<RuntimeId>,
     /// What happened, e.g. `agent_version.published`, `member.role_changed`.
     pub action: String,
     /// The kind of thing acted on (`agent`, `member`, `phone_number`, …) and its id.
@@ -682,8 +688,13 @@ pub struct CallSidRecord {
 pub struct DoNotCallRecord {
     pub e164: E164,
     pub reason: Option<String>,
-    pub added_by: UserId,
+    /// The member who added it (absent when the caller opted out during a call).
+    #[serde(default)]
+    pub added_by: Option<UserId>,
     pub added_at: Timestamp,
+    /// The call during which the caller opted out (the tool proxy's `dnc/add`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<CallId>,
 }
 
 /// `IDEMP#{est}#{key}` / `OUTBOUND`: what an outbound request with this key did.
@@ -931,4 +942,76 @@ pub struct EnrollmentRecord {
     pub lease_expires_at: Option<Timestamp>,
     pub enrolled_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// `EST#{est}` / `INTEGRATION#{type}`: an establishment's connection to an outside service.
+/// Credentials are sealed (`secrets`, context `integration` of this id); `settings` holds
+/// only what may be shown.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IntegrationRecord {
+    pub id: crate::ids::IntegrationId,
+    pub establishment_id: EstablishmentId,
+    #[serde(rename = "type")]
+    pub kind: crate::domain::integration::IntegrationType,
+    pub display_name: String,
+    /// `oauth`, `ses`, `smtp` or `token`.
+    pub mode: String,
+    pub status: crate::domain::integration::IntegrationStatus,
+    pub enabled: bool,
+    pub last_error: Option<String>,
+    /// What may be shown: SMTP host/port/security/username/from, SES from-name/reply-to,
+    /// the WhatsApp phone number id, the OAuth scopes granted.
+    pub settings: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::secrets::Sealed>,
+    pub created_by: UserId,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub connected_at: Option<Timestamp>,
+    /// Bumped by every change; each change is conditioned on it.
+    pub seq: u64,
+}
+
+/// `INT#{int}` / `INT`: where an integration is.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IntegrationIdRecord {
+    pub id: crate::ids::IntegrationId,
+    pub establishment_id: EstablishmentId,
+    #[serde(rename = "type")]
+    pub kind: crate::domain::integration::IntegrationType,
+}
+
+/// `OAUTH#{hash}` / `STATE`: a consent in flight; deleted by the callback that uses it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OAuthStateRecord {
+    pub establishment_id: EstablishmentId,
+    pub integration_id: crate::ids::IntegrationId,
+    pub redirect_url: String,
+    /// The PKCE verifier (useless without the code, which only Google hands out).
+    pub code_verifier: String,
+    /// Epoch seconds (also the table's TTL).
+    pub expires_at: i64,
+}
+
+/// Where a tool-proxy call with an idempotency key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolKeyState {
+    /// Claimed; the provider call is in flight (or its instance died).
+    Pending,
+    /// Answered: the same key gets the same answer.
+    Done,
+    /// Failed before anything reached the provider: the same key may try again.
+    Retry,
+}
+
+/// `CALL#{call}` / `TOOLKEY#{tool}#{key}`: a tool-proxy call's idempotency record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ToolKeyRecord {
+    pub state: ToolKeyState,
+    pub attempt: u32,
+    pub claimed_at: Timestamp,
+    /// The HTTP status and body answered (when `done`).
+    pub http_status: Option<u16>,
+    pub answer: Option<serde_json::Value>,
 }

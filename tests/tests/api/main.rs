@@ -11,6 +11,7 @@ mod campaigns;
 mod concurrency;
 mod health;
 mod ingest;
+mod integrations;
 mod lambda_adapter;
 mod leads;
 mod m0_acceptance;
