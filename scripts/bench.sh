@@ -12,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import campaigns campaign-worker reports)
+FUNCTIONS=(agents auth calls establishments ingest runtimes twilio-webhooks post-call call-sweeper leads lead-import campaigns campaign-worker reports integrations tool-proxy)
 RUNS=${BENCH_RUNS:-20}
 
 ensure_venv
@@ -69,6 +69,9 @@ cargo run -q --release -p callplane-tests --bin bench-dialer
 echo
 log "reports: a 90-day report and the dashboard with 100 and 10,000 calls, counting a call"
 cargo run -q --release -p callplane-tests --bin bench-reports
+echo
+log "tool proxy: its own overhead per call, DynamoDB requests per call, KMS calls when warm"
+cargo run -q --release -p callplane-tests --bin bench-tool-proxy
 echo
 if docker info >/dev/null 2>&1; then
   scripts/runtime-sim-image.sh

@@ -23,6 +23,7 @@ log "starting the emulator on 127.0.0.1:$EMULATOR_PORT (log: .local/moto-dev.log
 start_emulator "$EMULATOR_PORT" .local/moto-dev.log
 AGENT_PID=""
 TWILIO_PID=""
+PROVIDERS_PID=""
 DELIVER_PID=""
 TICK_PID=""
 LIVE_PID=""
@@ -36,6 +37,7 @@ cleanup() {
   [ -n "$IMPORT_PID" ] && kill "$IMPORT_PID" 2>/dev/null || true
   [ -n "$CAMPAIGN_PID" ] && kill "$CAMPAIGN_PID" 2>/dev/null || true
   [ -n "$TWILIO_PID" ] && kill "$TWILIO_PID" 2>/dev/null || true
+  [ -n "$PROVIDERS_PID" ] && kill "$PROVIDERS_PID" 2>/dev/null || true
   kill "$MOTO_PID" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -70,6 +72,22 @@ fi
 export TWILIO_ACCOUNT_SID=${TWILIO_ACCOUNT_SID:-AC00000000000000000000000000000000}
 export TWILIO_AUTH_TOKEN=${TWILIO_AUTH_TOKEN:-local-twilio-auth-token}
 export CALLPLANE_PUBLIC_URL=${CALLPLANE_PUBLIC_URL:-http://127.0.0.1:$API_PORT}
+export TOOL_PROXY_URL=${TOOL_PROXY_URL:-http://127.0.0.1:$API_PORT/tool-proxy}
+export OAUTH_CALLBACK_URL=${OAUTH_CALLBACK_URL:-http://127.0.0.1:$API_PORT/integrations/oauth/callback}
+# Integrations: without GOOGLE_OAUTH_CLIENT_ID, local stand-ins answer for Google (a consent
+# page that allows at once, placeholder client settings), WhatsApp, HubSpot and SMTP, so every
+# connect flow and tool call can be tried; the tokens they accept are in
+# .local/providers-standin.log.
+if [ -z "${GOOGLE_OAUTH_CLIENT_ID:-}" ]; then
+  PROVIDERS_PORT=${CALLPLANE_PROVIDERS_PORT:-4581}
+  SMTP_PORT=${CALLPLANE_SMTP_PORT:-4582}
+  cargo build -q -p callplane-tests --bin providers-standin
+  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/providers-standin" "$PROVIDERS_PORT" "$SMTP_PORT" \
+    > .local/providers-env 2> .local/providers-standin.log &
+  PROVIDERS_PID=$!
+  for _ in $(seq 1 50); do [ -s .local/providers-env ] && break; sleep 0.1; done
+  while IFS= read -r line; do export "$line"; done < .local/providers-env
+fi
 "$ADMIN_BIN" bootstrap-admin
 
 RUNTIMES="no Docker engine reachable (docker info failed): runtimes can be provisioned but no host runs them"

@@ -36,7 +36,7 @@ export FUZZ_ESTABLISHMENT_ID=$(field establishment_id) FUZZ_AGENT_ID=$(field age
   FUZZ_VERSION_ID=$(field version_id) FUZZ_PHONE_NUMBER_ID=$(field phone_number_id) \
   FUZZ_RUNTIME_ID=$(field runtime_id) FUZZ_CALL_ID=$(field call_id) \
   FUZZ_JOB_ID=$(field job_id) FUZZ_LEAD_ID=$(field lead_id) \
-  FUZZ_CAMPAIGN_ID=$(field campaign_id)
+  FUZZ_CAMPAIGN_ID=$(field campaign_id) FUZZ_INTEGRATION_ID=$(field integration_id)
 
 log "schemathesis over $url/openapi.json (${FUZZ_EXAMPLES:-25} examples per operation)"
 started=$(date +%s)

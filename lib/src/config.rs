@@ -78,6 +78,9 @@ pub struct Config {
     /// The ingest endpoint runtimes post call events to, injected into every runtime as
     /// `CALLPLANE_INGEST_URL` (`INGEST_URL`, default `http://127.0.0.1:9000/ingest/call-events`).
     pub ingest_url: String,
+    /// The tool proxy's base URL, injected into every runtime as `CALLPLANE_TOOL_PROXY_URL`
+    /// (`TOOL_PROXY_URL`, default `http://127.0.0.1:9000/tool-proxy`).
+    pub tool_proxy_url: String,
     /// Voice-provider settings; only the functions that place or receive calls need them
     /// (see [`Config::telephony`]).
     pub telephony: Option<TelephonyConfig>,
@@ -546,6 +549,14 @@ impl Config {
                 problem: "must be an http(s) URL".into(),
             });
         }
+        let tool_proxy_url = or("TOOL_PROXY_URL", "http://127.0.0.1:9000/tool-proxy");
+        if !(tool_proxy_url.starts_with("http://") || tool_proxy_url.starts_with("https://")) {
+            return Err(ConfigError {
+                var: "TOOL_PROXY_URL",
+                problem: "must be an http(s) URL".into(),
+            });
+        }
+        let tool_proxy_url = tool_proxy_url.trim_end_matches('/').to_owned();
         let telephony = telephony(&get)?;
         let summary_queue_url = get("SUMMARY_QUEUE_URL").filter(|v| !v.trim().is_empty());
         if let Some(url) = &summary_queue_url
@@ -662,6 +673,7 @@ impl Config {
             campaign_queue_url,
             kms_key_id: get("KMS_KEY_ID").filter(|v| !v.trim().is_empty()),
             ingest_url,
+            tool_proxy_url,
             table_name: required("TABLE_NAME")?,
             bucket_name: required("BUCKET_NAME")?,
             jwt_secret,

@@ -24,7 +24,9 @@ pub const ENV_RUNTIME_ID: &str = "CALLPLANE_RUNTIME_ID";
 pub const ENV_ESTABLISHMENT_ID: &str = "CALLPLANE_ESTABLISHMENT_ID";
 /// Where the runtime posts call events (Appendix B.1).
 pub const ENV_INGEST_URL: &str = "CALLPLANE_INGEST_URL";
-/// The runtime's bearer token for the ingest endpoint.
+/// The tool proxy's base URL (`…/tool-proxy`): business tools go through it (PRD §9.4).
+pub const ENV_TOOL_PROXY_URL: &str = "CALLPLANE_TOOL_PROXY_URL";
+/// The runtime's bearer token for the ingest endpoint (and the tool proxy).
 pub const ENV_INGEST_TOKEN: &str = "CALLPLANE_INGEST_TOKEN";
 /// The port to listen on inside the container.
 pub const ENV_PORT: &str = "PORT";

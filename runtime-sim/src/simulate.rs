@@ -7,6 +7,11 @@
 //! generator: calls run `concurrency` at a time and the report gives events per second and the
 //! p50 / p99 latency of one event post.
 //!
+//! With a tool step (`--tool dnc/add --tool-args '{…}'`), the call's tool call goes through
+//! the control plane's tool proxy (`CALLPLANE_TOOL_PROXY_URL`) instead of being reported as a
+//! `tool_called`/`tool_result` pair: the proxy carries it out and logs it on the call. Its
+//! `Idempotency-Key` is `tc_{sid}`, so a retry is answered with the first result.
+//!
 //! Plain HTTP/1.1 over TCP (the local stack's URLs); put a TLS terminator in front for https.
 
 use http_body_util::{BodyExt, Full};
@@ -42,6 +47,17 @@ pub struct CallShape {
     pub recording_url: Option<String>,
     pub from_e164: String,
     pub to_e164: String,
+    /// The tool call made through the tool proxy mid-call (`None`: reported to ingest).
+    pub tool: Option<ToolStep>,
+}
+
+/// A tool call made through the tool proxy.
+#[derive(Clone, Debug)]
+pub struct ToolStep {
+    /// The tool's URL, e.g. `http://127.0.0.1:9000/tool-proxy/dnc/add`.
+    pub url: String,
+    /// The tool's arguments (the call is named by its `provider_call_sid`).
+    pub arguments: Value,
 }
 
 impl Default for CallShape {
@@ -52,6 +68,7 @@ impl Default for CallShape {
             recording_url: None,
             from_e164: "+15550102244".into(),
             to_e164: "+15553012211".into(),
+            tool: None,
         }
     }
 }
@@ -76,6 +93,8 @@ pub struct CallReport {
     pub retries: usize,
     /// Latency of each event's successful post.
     pub latencies: Vec<Duration>,
+    /// Tool-proxy calls made, and the answer of each (`ok`, or the error code).
+    pub tool_outcomes: Vec<String>,
 }
 
 /// What a load run measured.
@@ -89,6 +108,11 @@ pub struct LoadReport {
     pub events_per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Tool-proxy calls made, and how many were not `ok` (with the first answer that was not).
+    pub tool_calls: usize,
+    pub tool_failures: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_tool_error: Option<String>,
     /// The first failure, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
@@ -121,15 +145,30 @@ impl Poster {
         token: &str,
         body: &Value,
     ) -> Result<(Duration, usize, Value), SimError> {
+        self.post_keyed(url, token, body, None).await
+    }
+
+    /// [`Poster::post`] with an `Idempotency-Key` header (tool-proxy calls).
+    pub async fn post_keyed(
+        &self,
+        url: &str,
+        token: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Result<(Duration, usize, Value), SimError> {
         let bytes = Bytes::from(serde_json::to_vec(body).map_err(|e| SimError(e.to_string()))?);
         let mut last = String::new();
         for attempt in 0..self.attempts {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt.min(6))).await;
             }
-            let request = hyper::Request::post(url)
+            let mut request = hyper::Request::post(url)
                 .header("content-type", "application/json")
-                .header("authorization", format!("Bearer {token}"))
+                .header("authorization", format!("Bearer {token}"));
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            let request = request
                 .body(Full::new(bytes.clone()))
                 .map_err(|e| SimError(e.to_string()))?;
             let started = Instant::now();
@@ -269,6 +308,18 @@ pub async fn simulate_call(
         if i > 0 && !shape.pace.is_zero() {
             tokio::time::sleep(shape.pace).await;
         }
+        if let Some(tool) = &shape.tool {
+            match event["event"]["type"].as_str() {
+                Some("tool_called") => {
+                    report
+                        .tool_outcomes
+                        .push(call_tool(poster, runtime, tool, call_sid).await);
+                    continue;
+                }
+                Some("tool_result") => continue,
+                _ => {}
+            }
+        }
         let (latency, retries, _) = poster
             .post(&runtime.ingest_url, &runtime.token, &event)
             .await?;
@@ -277,6 +328,28 @@ pub async fn simulate_call(
         report.latencies.push(latency);
     }
     Ok(report)
+}
+
+/// One tool-proxy call for `call_sid`: `ok`, or the error code the proxy answered (a refusal
+/// is part of the call, not a failure of the simulation).
+async fn call_tool(poster: &Poster, runtime: &Runtime, tool: &ToolStep, call_sid: &str) -> String {
+    let mut body = match &tool.arguments {
+        Value::Object(map) => Value::Object(map.clone()),
+        _ => json!({}),
+    };
+    body["provider_call_sid"] = json!(call_sid);
+    let key = format!("tc_{call_sid}");
+    match poster
+        .post_keyed(&tool.url, &runtime.token, &body, Some(&key))
+        .await
+    {
+        Ok((_, _, answer)) if answer["ok"] == true => "ok".to_owned(),
+        Ok((_, _, answer)) => answer["error"]["code"]
+            .as_str()
+            .unwrap_or("unknown")
+            .to_owned(),
+        Err(e) => e.0,
+    }
 }
 
 /// Runs `calls` calls, `concurrency` at a time, with CallSids `{prefix}{n:08}`.
@@ -314,12 +387,20 @@ pub async fn load(
     let seconds = started.elapsed().as_secs_f64();
     let mut latencies: Vec<Duration> = Vec::new();
     let (mut events, mut retries, mut failed, mut first_error) = (0, 0, 0, None);
+    let (mut tool_calls, mut tool_failures, mut first_tool_error) = (0, 0, None);
     for r in reports {
         match r {
             Ok(r) => {
                 events += r.events;
                 retries += r.retries;
                 latencies.extend(r.latencies);
+                for outcome in r.tool_outcomes {
+                    tool_calls += 1;
+                    if outcome != "ok" {
+                        tool_failures += 1;
+                        first_tool_error.get_or_insert(outcome);
+                    }
+                }
             }
             Err(e) => {
                 failed += 1;
@@ -342,6 +423,9 @@ pub async fn load(
         events_per_second: events as f64 / seconds.max(f64::EPSILON),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        tool_calls,
+        tool_failures,
+        first_tool_error,
         first_error,
     }
 }
@@ -350,9 +434,11 @@ pub async fn load(
 pub const USAGE: &str = "usage: runtime-sim simulate-call [--ingest-url URL] [--token T] \
 --runtime-id RT --establishment-id EST --agent-id AGT --agent-version-id AGV \
 [--segments N=10] [--pace-ms MS=400] [--calls N=1] [--concurrency C=1] [--sid-prefix CA] \
-[--recording-url URL]
+[--recording-url URL] [--tool PATH --tool-args JSON] [--tool-proxy-url URL]
 --ingest-url and --token default to CALLPLANE_INGEST_URL and CALLPLANE_INGEST_TOKEN, which the \
-host agent sets in every runtime container.";
+host agent sets in every runtime container. --tool (e.g. dnc/add, email/send) makes the call's \
+tool call through the tool proxy at --tool-proxy-url (default CALLPLANE_TOOL_PROXY_URL, also \
+set by the host agent) with --tool-args (a JSON object, default {}).";
 
 /// A parsed `simulate-call` command line.
 #[derive(Debug)]
@@ -400,11 +486,40 @@ impl Command {
                     .map_err(|_| SimError(format!("--{name} must be a whole number, not `{v}`")))
             })
         };
+        let tool = match flags.remove("tool") {
+            None => None,
+            Some(path) => {
+                let base = flags
+                    .remove("tool-proxy-url")
+                    .or_else(|| env("CALLPLANE_TOOL_PROXY_URL"))
+                    .ok_or_else(|| {
+                        SimError(format!(
+                            "--tool needs --tool-proxy-url or CALLPLANE_TOOL_PROXY_URL\n{USAGE}"
+                        ))
+                    })?;
+                let arguments: Value = match flags.remove("tool-args") {
+                    None => json!({}),
+                    Some(raw) => serde_json::from_str(&raw)
+                        .ok()
+                        .filter(Value::is_object)
+                        .ok_or_else(|| SimError("--tool-args must be a JSON object".into()))?,
+                };
+                Some(ToolStep {
+                    url: format!(
+                        "{}/{}",
+                        base.trim_end_matches('/'),
+                        path.trim_start_matches('/')
+                    ),
+                    arguments,
+                })
+            }
+        };
         let shape = CallShape {
             segments: u32::try_from(number(&mut flags, "segments", 10)?)
                 .map_err(|_| SimError("--segments is too large".into()))?,
             pace: Duration::from_millis(number(&mut flags, "pace-ms", 400)?),
             recording_url: flags.remove("recording-url"),
+            tool,
             ..CallShape::default()
         };
         let calls = number(&mut flags, "calls", 1)? as usize;

@@ -311,6 +311,14 @@ impl Stack {
                 provisioned.queue_urls["campaign-jobs"].as_str(),
             ),
             ("KMS_KEY_ID", provisioned.kms_key_id.as_str()),
+            // No test reaches a real provider: unless a test points them at its stand-ins
+            // (`providers::FakeProviders::env`), they are a closed local port.
+            ("GOOGLE_AUTH_URL", "http://127.0.0.1:9/google/auth"),
+            ("GOOGLE_TOKEN_URL", "http://127.0.0.1:9/google/token"),
+            ("GOOGLE_REVOKE_URL", "http://127.0.0.1:9/google/revoke"),
+            ("GOOGLE_CALENDAR_API_URL", "http://127.0.0.1:9/calendar"),
+            ("WHATSAPP_GRAPH_API_URL", "http://127.0.0.1:9/graph"),
+            ("HUBSPOT_API_URL", "http://127.0.0.1:9/hubspot"),
         ]
         .into_iter()
         .chain(changes.iter().copied())

@@ -3,6 +3,9 @@
 //! calendar, events insert, freeBusy), the WhatsApp Cloud API (phone number read, messages),
 //! HubSpot CRM v3 (contacts list, search, create, update, notes, calls), and an SMTP server
 //! (EHLO, AUTH PLAIN, MAIL, RCPT, DATA). Each records what it was sent so tests assert it.
+//! Google's consent page is stood in for too: it grants at once and sends the browser back to
+//! `redirect_uri` with a code and the state, as Google does when the user clicks Allow (`make
+//! dev` serves all of it, so the connect flow can be tried end to end).
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -163,6 +166,51 @@ async fn token(State(inner): State<Shared>, headers: HeaderMap, body: String) ->
         answer["refresh_token"] = json!(refresh);
     }
     Json(answer).into_response()
+}
+
+/// Google's consent page, where the user clicks Allow at once: a code bound to the PKCE
+/// challenge, and the browser sent back to `redirect_uri` with it and the state.
+async fn consent_page(
+    State(inner): State<Shared>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    record(&inner, "GET", "/google/auth", &headers, "");
+    let (Some(redirect), Some(state), Some(challenge)) = (
+        q.get("redirect_uri"),
+        q.get("state"),
+        q.get("code_challenge"),
+    ) else {
+        return (StatusCode::BAD_REQUEST, "Error 400: invalid_request").into_response();
+    };
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "Error 400: invalid_request (PKCE S256)",
+        )
+            .into_response();
+    }
+    let code = {
+        let mut st = lock(&inner);
+        st.issued += 1;
+        let code = format!("4/0consent-{}", st.issued);
+        st.codes.insert(code.clone(), challenge.clone());
+        code
+    };
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("state", state)
+        .append_pair("code", &code)
+        .append_pair("scope", callplane::providers::GOOGLE_SCOPES)
+        .finish();
+    let sep = if redirect.contains('?') { '&' } else { '?' };
+    (
+        StatusCode::FOUND,
+        [(
+            axum::http::header::LOCATION,
+            format!("{redirect}{sep}{query}"),
+        )],
+    )
+        .into_response()
 }
 
 async fn revoke(State(inner): State<Shared>, headers: HeaderMap, body: String) -> Response {
@@ -363,11 +411,17 @@ async fn hubspot(
 impl FakeProviders {
     /// Serves the HTTP providers and the SMTP server on free local ports.
     pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0", "127.0.0.1:0").await
+    }
+
+    /// Serves the HTTP providers on `http` and the SMTP server on `smtp`.
+    pub async fn start_on(http: &str, smtp: &str) -> Self {
         let inner: Shared = Arc::new(Mutex::new(Inner {
             expires_in: 3600,
             ..Inner::default()
         }));
         let router = Router::new()
+            .route("/google/auth", get(consent_page))
             .route("/google/token", post(token))
             .route("/google/revoke", post(revoke))
             .route("/calendar/calendars/primary", get(primary))
@@ -377,16 +431,12 @@ impl FakeProviders {
             .route("/graph/{id}/messages", post(graph_messages))
             .route("/hubspot/{*rest}", axum::routing::any(hubspot))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(http).await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve");
         });
-        let smtp = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let smtp = tokio::net::TcpListener::bind(smtp).await.expect("bind");
         let smtp_port = smtp.local_addr().expect("addr").port();
         let mail_inner = inner.clone();
         tokio::spawn(async move {

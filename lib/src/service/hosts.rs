@@ -46,6 +46,10 @@ async fn spec(app: &App, r: &RuntimeRecord) -> Result<RuntimeSpec> {
         app.config.ingest_url.clone(),
     );
     env.insert(
+        hostapi::ENV_TOOL_PROXY_URL.into(),
+        app.config.tool_proxy_url.clone(),
+    );
+    env.insert(
         hostapi::ENV_INGEST_TOKEN.into(),
         secret_token::ingest_token(&app.config, &r.id)?,
     );

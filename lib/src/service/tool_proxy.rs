@@ -624,6 +624,7 @@ pub async fn call(
 /// The call's events, keyed so a retry of the same attempt writes nothing new.
 struct Log<'a> {
     call: &'a CallRecord,
+    runtime: crate::ids::RuntimeId,
     tool: ProxyTool,
     base: String,
     tool_call_id: Option<String>,
@@ -649,11 +650,7 @@ impl Log<'_> {
             occurred_ms: Timestamp::now_millis(),
             received_at: now,
             idempotency_key: format!("{}:{suffix}", self.base),
-            runtime_id: self
-                .call
-                .runtime_id
-                .clone()
-                .unwrap_or_else(crate::ids::RuntimeId::new),
+            runtime_id: self.runtime.clone(),
             payload,
             note: None,
             tool_name: Some(self.tool.name().to_owned()),
@@ -800,6 +797,7 @@ async fn run(
     };
     let log = Log {
         call: &call,
+        runtime: runtime_id.clone(),
         tool,
         base: match &key {
             Some(k) => format!("proxy:{}:{k}:{attempt}", tool.name()),
@@ -949,7 +947,14 @@ async fn run(
             return log.refuse(app, reply).await;
         }
     }
-    let outcome = execute(app, &call, args, integration).await;
+    let outcome = execute(app, &call, args, integration.clone()).await;
+    // The provider refused our credentials: the connection shows it until reconnected.
+    if let (Err(Failure::Provider(e)), Some(i)) = (&outcome, &integration)
+        && e.is_auth()
+        && let Err(store) = app.store.integration_failed(i, &e.message).await
+    {
+        tracing::warn!(error = %store, "integration not marked failed");
+    }
     let (reply, again) = match outcome {
         Ok(result) => (ToolReply::ok(result), false),
         Err(Failure::Provider(e)) => {

@@ -397,20 +397,20 @@ impl Store {
         }
     }
 
-    /// Marks an integration as failing (`error` with what the provider said) unless it
-    /// changed meanwhile.
+    /// Marks an integration as failing (`error` with what the provider said), unless it was
+    /// disconnected meanwhile (a reconnect has another id).
     pub async fn integration_failed(&self, record: &IntegrationRecord, why: &str) -> Result<()> {
         let values: Item = HashMap::from([
             (":error".to_owned(), s("error")),
             (":why".to_owned(), s(why)),
             (":now".to_owned(), s(Timestamp::now().to_string())),
-            (":seq".to_owned(), n(record.seq)),
+            (":id".to_owned(), s(record.id.as_str())),
             (":one".to_owned(), n(1)),
         ]);
         self.update_if(
             &keys::integration(&record.establishment_id, record.kind),
             "SET #status = :error, last_error = :why, updated_at = :now ADD seq :one",
-            "seq = :seq",
+            "id = :id",
             HashMap::from([("#status".to_owned(), "status".to_owned())]),
             values,
         )

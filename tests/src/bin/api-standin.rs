@@ -120,6 +120,16 @@ async fn main() -> anyhow::Result<()> {
         .await
         .expect(201)["id"]
         .clone();
+    // An integration (the platform's SES sender: no provider to reach).
+    let integration_id = stack
+        .post(
+            &format!("/establishments/{establishment_id}/integrations"),
+            &token,
+            json!({ "type": "email", "display_name": "Fuzz mail", "auth": { "mode": "ses" } }),
+        )
+        .await
+        .expect(201)["integration_id"]
+        .clone();
     let url = stack.serve_api().await;
     println!(
         "{}",
@@ -135,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
             "job_id": job_id,
             "lead_id": lead_id,
             "campaign_id": campaign_id,
+            "integration_id": integration_id,
         })
     );
     std::future::pending::<()>().await;

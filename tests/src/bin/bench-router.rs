@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         "| function | router build, median of 200 (µs) | building its described routes, median of 50 (µs) | first /openapi.json of its own part (ms) |"
     );
     println!("|---|---|---|---|");
-    let routers: [(&str, RouterOf, ApiOf); 10] = [
+    let routers: [(&str, RouterOf, ApiOf); 12] = [
         ("auth", auth::router, auth::api),
         (
             "establishments",
@@ -42,6 +42,8 @@ async fn main() -> anyhow::Result<()> {
         ("leads", leads::router, leads::api),
         ("campaigns", campaigns::router, campaigns::api),
         ("reports", reports::router, reports::api),
+        ("integrations", integrations::router, integrations::api),
+        ("tool-proxy", tool_proxy::router, tool_proxy::api),
     ];
     for (name, router_of, api_of) in routers {
         let samples: Vec<Duration> = (0..200)

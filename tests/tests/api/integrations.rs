@@ -44,8 +44,9 @@ async fn raw_integration(stack: &Stack, est: &str, kind: IntegrationType) -> Str
     format!("{item:?}")
 }
 
-/// Connects Google Calendar for `est` through the consent round trip; returns the id.
-async fn consent(stack: &Stack, fake: &FakeProviders, admin: &str, est: &str) -> String {
+/// Connects Google Calendar for `est` through the consent round trip (the browser following
+/// the auth URL to the stand-in's consent page and back); returns the id.
+async fn consent(stack: &Stack, admin: &str, est: &str) -> String {
     let body = stack
         .post(
             &format!("/establishments/{est}/integrations"),
@@ -55,13 +56,23 @@ async fn consent(stack: &Stack, fake: &FakeProviders, admin: &str, est: &str) ->
         )
         .await
         .expect(201).clone();
-    let query = auth_query(&body);
-    fake.grant("4/0AX4XfWh-code", &query["code_challenge"]);
-    let back = callback(
-        stack,
-        &format!("state={}&code=4/0AX4XfWh-code", enc(&query["state"])),
-    )
-    .await;
+    // The browser goes to Google's consent page (the stand-in's allows at once) and comes
+    // back to the callback with a code and the state.
+    let http = callplane::web::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let consented = http
+        .get(body["auth_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consented.status(), 302);
+    let location = consented.headers()["location"].to_str().unwrap().to_owned();
+    let query = location
+        .strip_prefix("https://api.test/integrations/oauth/callback?")
+        .expect("back to the callback");
+    let back = callback(stack, query).await;
     assert_eq!(back.status, 302, "{:?}", back.body);
     body["integration_id"].as_str().unwrap().to_owned()
 }
@@ -465,7 +476,7 @@ async fn the_tool_proxy_checks_sends_once_limits_and_logs_every_call() {
     }
 
     // WHEN the calendar is connected and Google fails the insert once
-    let _cal_id = consent(&stack, &fake, admin, &rt.est).await;
+    let _cal_id = consent(&stack, admin, &rt.est).await;
     fake.fail_next("/calendar/calendars/primary/events", 500);
     let event = json!({"summary": "Table for 2", "start": "2026-12-04T19:00:00-05:00",
         "end": "2026-12-04T21:00:00-05:00", "time_zone": "America/New_York",
@@ -624,6 +635,68 @@ async fn the_tool_proxy_checks_sends_once_limits_and_logs_every_call() {
         .expect(200)
         .clone();
     assert_eq!(view["tool_calls"].as_u64().unwrap() as usize, entries.len());
+
+    // WHEN the runtime asks for a handoff before the establishment has a handoff number
+    let ask = json!({"reason": "wants a person"});
+    let handoff = tool(&stack, "handoff", &rt.token, None, on(ask.clone())).await;
+    // THEN the rule is named, never a 500
+    assert_eq!(
+        (handoff.status.as_u16(), error_code(&handoff)),
+        (422, "no_handoff_number".into())
+    );
+    // WHEN the admin sets one and the runtime asks again
+    stack
+        .patch(
+            &format!("/establishments/{}/telephony", rt.est),
+            admin,
+            json!({"handoff_e164": "+14155552673"}),
+        )
+        .await
+        .expect(200);
+    let handoff = tool(&stack, "handoff", &rt.token, Some("tc-handoff"), on(ask)).await;
+    // THEN the call is transferred as an operator's handoff would be, audited as the runtime's
+    assert_eq!(handoff.status, 200, "{:?}", handoff.body);
+    assert_eq!(handoff.body["result"]["status"], "handoff_initiated");
+    assert_eq!(handoff.body["result"]["handoff_e164"], "+14155552673");
+    let audit = stack
+        .get(&format!("/establishments/{}/audit-log", rt.est), admin)
+        .await
+        .expect(200)
+        .clone();
+    let handed = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "call.handoff")
+        .expect("audited");
+    assert_eq!(handed["actor_runtime_id"], rt.runtime.as_str());
+    // WHEN the call ended 11 minutes ago and a tool is called
+    let id = callplane::ids::CallId::parse(&call_id).unwrap();
+    let ended = callplane::time::Timestamp::now()
+        .plus_secs(-660)
+        .to_string();
+    stack
+        .tamper(
+            &keys::call(&id),
+            &[(
+                "ended_at",
+                aws_sdk_dynamodb::types::AttributeValue::S(ended),
+            )],
+        )
+        .await;
+    let late = tool(
+        &stack,
+        "email/send",
+        &rt.token,
+        Some("tc-email-late"),
+        on(args.clone()),
+    )
+    .await;
+    // THEN it is refused: tools work until 10 minutes after the end
+    assert_eq!(
+        (late.status.as_u16(), error_code(&late)),
+        (409, "call_ended".into())
+    );
 }
 
 #[tokio::test]
@@ -835,5 +908,419 @@ async fn bad_integration_input_is_a_4xx_naming_the_problem() {
             .await
             .status,
         404
+    );
+}
+
+#[tokio::test]
+async fn runtime_sim_makes_its_tool_call_through_the_proxy() {
+    // GIVEN the API served over HTTP and a runtime whose simulated calls opt the caller out
+    // through the tool proxy mid-call
+    let stack = Stack::new().await;
+    let rt = world(&stack, NUMBER).await;
+    let base = stack.serve_api().await;
+    let runtime = runtime_sim::simulate::Runtime {
+        ingest_url: format!("{base}/ingest/call-events"),
+        token: rt.token.clone(),
+        runtime_id: rt.runtime.clone(),
+        establishment_id: rt.est.clone(),
+        agent_id: rt.agent.clone(),
+        agent_version_id: rt.version.clone(),
+    };
+    let command = runtime_sim::simulate::Command::parse(
+        &[
+            "--runtime-id",
+            &rt.runtime,
+            "--establishment-id",
+            &rt.est,
+            "--agent-id",
+            &rt.agent,
+            "--agent-version-id",
+            &rt.version,
+            "--segments",
+            "4",
+            "--pace-ms",
+            "0",
+            "--tool",
+            "dnc/add",
+            "--tool-args",
+            r#"{"reason": "asked on the call"}"#,
+        ]
+        .map(str::to_owned),
+        |var| match var {
+            "CALLPLANE_INGEST_URL" => Some(runtime.ingest_url.clone()),
+            "CALLPLANE_INGEST_TOKEN" => Some(runtime.token.clone()),
+            "CALLPLANE_TOOL_PROXY_URL" => Some(format!("{base}/tool-proxy")),
+            _ => None,
+        },
+    )
+    .unwrap();
+    let shape = runtime_sim::simulate::CallShape {
+        from_e164: CALLER.into(),
+        to_e164: NUMBER.into(),
+        ..command.shape.clone()
+    };
+    // WHEN two calls run
+    let report = runtime_sim::simulate::load(&runtime, &shape, 2, 1, "CA_tool").await;
+    // THEN both made their tool call through the proxy, and it worked
+    assert_eq!(report.failed_calls, 0, "{report:?}");
+    assert_eq!(
+        (report.tool_calls, report.tool_failures),
+        (2, 0),
+        "{report:?}"
+    );
+    // AND each call's tool log shows the proxy's dnc.add, and the caller is on the list
+    let history = stack
+        .get(&format!("/calls?establishment_id={}", rt.est), &rt.admin)
+        .await
+        .expect(200)
+        .clone();
+    for call in history["items"].as_array().unwrap() {
+        let id = call["call_id"].as_str().unwrap();
+        let log = stack
+            .get(&format!("/calls/{id}/tool-log"), &rt.admin)
+            .await
+            .expect(200)
+            .clone();
+        let items = log["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{log}");
+        assert_eq!(items[0]["tool_name"], "dnc.add");
+        assert_eq!(items[0]["status"], "ok");
+        assert_eq!(items[0]["arguments"]["reason"], "asked on the call");
+    }
+    let list = stack
+        .get(
+            &format!("/establishments/{}/do-not-call", rt.est),
+            &rt.admin,
+        )
+        .await
+        .expect(200)
+        .clone();
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["e164"] == CALLER),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn ses_email_goes_out_through_the_emulators_ses_once_its_sender_is_verified() {
+    // GIVEN a stack sending mail through SES (the emulator's), its sender not verified yet, and
+    // an establishment whose email integration is the platform's SES sender under its own name
+    // (a sender of its own: SES identities are shared by everything using the emulator)
+    let sender = format!(
+        "no-reply-{}@callplane.test",
+        callplane::ids::CallId::new().as_str().to_ascii_lowercase()
+    );
+    let (stack, _fake) = stack_with(&[("MAIL_TRANSPORT", "ses"), ("MAIL_FROM", &sender)]).await;
+    let callplane::mail::Mailer::Ses { client, from } = &stack.app.mailer else {
+        panic!("MAIL_TRANSPORT=ses gives the SES mailer");
+    };
+    let rt = world(&stack, NUMBER).await;
+    let connected = stack
+        .post(
+            &format!("/establishments/{}/integrations", rt.est),
+            &rt.admin,
+            json!({"type": "email", "display_name": "Desk mail",
+                   "auth": {"mode": "ses", "from_name": "Helios Front Desk"}}),
+        )
+        .await
+        .expect(201)
+        .clone();
+    let sid = "CA7f00000000000000000000000000c001";
+    incoming(&stack, sid, CALLER, NUMBER).await;
+    let email = json!({"provider_call_sid": sid, "to": "guest@example.com",
+        "subject": "Your booking", "text": "See you on Friday.", "html": "<p>See you on Friday.</p>"});
+    // WHEN the runtime sends an email while SES refuses the unverified sender
+    let refused = tool(
+        &stack,
+        "email/send",
+        &rt.token,
+        Some("tc-ses-1"),
+        email.clone(),
+    )
+    .await;
+    // THEN the runtime is told the mail service did not take it, and may retry
+    assert_eq!(
+        (refused.status.as_u16(), error_code(&refused)),
+        (502, "provider_unavailable".into())
+    );
+    assert_eq!(refused.body["error"]["retryable"], true);
+    // WHEN the sender is verified and the runtime retries with the same key
+    client
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+        .unwrap();
+    let sent = tool(
+        &stack,
+        "email/send",
+        &rt.token,
+        Some("tc-ses-1"),
+        email.clone(),
+    )
+    .await;
+    // THEN SES took it, and a further retry gets the same answer without sending again
+    assert_eq!(sent.status, 200, "{:?}", sent.body);
+    assert_eq!(sent.body["result"]["transport"], "ses");
+    let again = tool(&stack, "email/send", &rt.token, Some("tc-ses-1"), email).await;
+    assert_eq!(again.body, sent.body);
+    // AND /test says the SES sender is usable
+    let tested = stack
+        .post_empty(
+            &format!(
+                "/integrations/{}/test",
+                connected["integration_id"].as_str().unwrap()
+            ),
+            &rt.admin,
+        )
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(tested["ok"], true);
+    assert_eq!(tested["detail"]["transport"], "ses");
+}
+
+#[tokio::test]
+async fn whatsapp_and_crm_tools_send_what_the_providers_expect() {
+    // GIVEN a version enabling WhatsApp messages and the CRM, published, with both connected
+    let (stack, fake) = stack_with(&[]).await;
+    let rt = world(&stack, NUMBER).await;
+    let mut brain = callplane_tests::brain("You book tables.");
+    brain["tools"]["whatsapp_messaging"] = json!({"enabled": true});
+    brain["tools"]["crm"] = json!({"enabled": true});
+    let version = stack
+        .post(&format!("/agents/{}/versions", rt.agent), &rt.admin, brain)
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    stack
+        .activate(&rt.admin, &rt.agent, &version, "publish")
+        .await
+        .expect(200);
+    let path = format!("/establishments/{}/integrations", rt.est);
+    stack
+        .post(
+            &path,
+            &rt.admin,
+            json!({"type": "whatsapp_messaging", "display_name": "WhatsApp",
+                   "auth": {"mode": "token", "phone_number_id": providers::WHATSAPP_NUMBER_ID,
+                            "access_token": providers::WHATSAPP_TOKEN}}),
+        )
+        .await
+        .expect(201);
+    let crm = stack
+        .post(
+            &path,
+            &rt.admin,
+            json!({"type": "crm", "display_name": "HubSpot",
+                   "auth": {"mode": "token", "access_token": providers::HUBSPOT_TOKEN}}),
+        )
+        .await
+        .expect(201)
+        .clone();
+    let sid = "CA7f00000000000000000000000000d001";
+    incoming(&stack, sid, CALLER, NUMBER).await;
+    let on = |extra: Value| {
+        let mut body = json!({"provider_call_sid": sid});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let messages = format!("/graph/{}/messages", providers::WHATSAPP_NUMBER_ID);
+
+    // WHEN the runtime sends a WhatsApp text and a template
+    let text = tool(
+        &stack,
+        "whatsapp/send_message",
+        &rt.token,
+        Some("wa-1"),
+        on(json!({"to": CALLER, "text": "Your table is booked."})),
+    )
+    .await;
+    let template = tool(
+        &stack,
+        "whatsapp/send_message",
+        &rt.token,
+        Some("wa-2"),
+        on(
+            json!({"to": CALLER, "template": {"name": "booking_confirmation", "language": "en_US",
+            "components": [{"type": "body", "parameters": [{"type": "text", "text": "Friday"}]}]}}),
+        ),
+    )
+    .await;
+    // THEN Graph got the Cloud API bodies with the sealed token, and answered message ids
+    assert_eq!(text.status, 200, "{:?}", text.body);
+    assert_eq!(template.status, 200, "{:?}", template.body);
+    assert!(
+        text.body["result"]["message_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("wamid.")
+    );
+    let sent = fake.seen(&messages);
+    assert_eq!(sent.len(), 2);
+    let first: Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(first["messaging_product"], "whatsapp");
+    assert_eq!(first["to"], CALLER.trim_start_matches('+'));
+    assert_eq!(first["type"], "text");
+    assert_eq!(first["text"]["body"], "Your table is booked.");
+    assert_eq!(
+        sent[0].authorization.as_deref(),
+        Some(&*format!("Bearer {}", providers::WHATSAPP_TOKEN))
+    );
+    let second: Value = serde_json::from_str(&sent[1].body).unwrap();
+    assert_eq!(second["type"], "template");
+    assert_eq!(second["template"]["name"], "booking_confirmation");
+    assert_eq!(second["template"]["language"]["code"], "en_US");
+    assert_eq!(
+        second["template"]["components"][0]["parameters"][0]["text"],
+        "Friday"
+    );
+
+    // WHEN Graph refuses a message (a bad recipient: 400)
+    fake.fail_next(&messages, 400);
+    let refused = tool(
+        &stack,
+        "whatsapp/send_message",
+        &rt.token,
+        Some("wa-3"),
+        on(json!({"to": CALLER, "text": "Hello"})),
+    )
+    .await;
+    // THEN it is the provider's refusal, not retryable
+    assert_eq!(
+        (refused.status.as_u16(), error_code(&refused)),
+        (422, "provider_rejected".into())
+    );
+    assert_eq!(refused.body["error"]["retryable"], false);
+
+    // WHEN the runtime looks up, creates and updates contacts, adds a note and logs the call
+    let found = tool(
+        &stack,
+        "crm/find_contact",
+        &rt.token,
+        None,
+        on(json!({"email": "known@example.com"})),
+    )
+    .await;
+    let created = tool(
+        &stack,
+        "crm/upsert_contact",
+        &rt.token,
+        Some("crm-1"),
+        on(json!({"email": "new@example.com", "first_name": "Grace", "phone": CALLER})),
+    )
+    .await;
+    let updated = tool(
+        &stack,
+        "crm/upsert_contact",
+        &rt.token,
+        Some("crm-2"),
+        on(json!({"email": "known@example.com", "company": "Helios"})),
+    )
+    .await;
+    let note = tool(
+        &stack,
+        "crm/create_note",
+        &rt.token,
+        Some("crm-3"),
+        on(json!({"contact_id": "501", "body": "Prefers a window table."})),
+    )
+    .await;
+    let logged = tool(
+        &stack,
+        "crm/log_call",
+        &rt.token,
+        Some("crm-4"),
+        on(json!({"contact_id": "501", "title": "Booking call"})),
+    )
+    .await;
+    // THEN each answered as HubSpot did, and HubSpot got CRM v3 bodies
+    assert_eq!(found.body["result"]["found"], true, "{:?}", found.body);
+    assert_eq!(found.body["result"]["contact"]["contact_id"], "501");
+    assert_eq!(
+        created.body["result"]["created"], true,
+        "{:?}",
+        created.body
+    );
+    assert_eq!(created.body["result"]["contact"]["contact_id"], "777");
+    assert_eq!(updated.body["result"]["created"], false);
+    assert_eq!(note.status, 200, "{:?}", note.body);
+    assert_eq!(logged.status, 200, "{:?}", logged.body);
+    let posted = |path: &str, method: &str| -> Vec<Value> {
+        fake.seen(path)
+            .into_iter()
+            .filter(|s| s.method == method && s.path == path)
+            .map(|s| serde_json::from_str(&s.body).unwrap())
+            .collect()
+    };
+    let creates = posted("/hubspot/crm/v3/objects/contacts", "POST");
+    assert_eq!(creates.len(), 1);
+    assert_eq!(creates[0]["properties"]["email"], "new@example.com");
+    assert_eq!(creates[0]["properties"]["firstname"], "Grace");
+    assert_eq!(creates[0]["properties"]["phone"], CALLER);
+    let patches = posted("/hubspot/crm/v3/objects/contacts/501", "PATCH");
+    assert_eq!(patches[0]["properties"]["company"], "Helios");
+    let notes = posted("/hubspot/crm/v3/objects/notes", "POST");
+    assert_eq!(
+        notes[0]["properties"]["hs_note_body"],
+        "Prefers a window table."
+    );
+    assert_eq!(notes[0]["associations"][0]["to"]["id"], "501");
+    assert_eq!(
+        notes[0]["associations"][0]["types"][0]["associationTypeId"],
+        202
+    );
+    let calls = posted("/hubspot/crm/v3/objects/calls", "POST");
+    assert_eq!(calls[0]["properties"]["hs_call_direction"], "INBOUND");
+    assert_eq!(calls[0]["properties"]["hs_call_from_number"], CALLER);
+    assert_eq!(calls[0]["properties"]["hs_call_title"], "Booking call");
+    assert_eq!(
+        calls[0]["associations"][0]["types"][0]["associationTypeId"],
+        194
+    );
+
+    // WHEN HubSpot refuses the token (revoked in HubSpot: 401)
+    fake.fail_next("/hubspot/crm/v3/objects/notes", 401);
+    let unauthorized = tool(
+        &stack,
+        "crm/create_note",
+        &rt.token,
+        Some("crm-5"),
+        on(json!({"contact_id": "501", "body": "Second note."})),
+    )
+    .await;
+    // THEN the runtime is told, and the connection shows the error until reconnected
+    assert_eq!(
+        (unauthorized.status.as_u16(), error_code(&unauthorized)),
+        (502, "integration_unauthorized".into())
+    );
+    let view = stack
+        .get(
+            &format!("/integrations/{}", crm["integration_id"].as_str().unwrap()),
+            &rt.admin,
+        )
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(view["status"], "error");
+    let after = tool(
+        &stack,
+        "crm/find_contact",
+        &rt.token,
+        None,
+        on(json!({"email": "known@example.com"})),
+    )
+    .await;
+    assert_eq!(
+        (after.status.as_u16(), error_code(&after)),
+        (403, "integration_not_connected".into())
     );
 }

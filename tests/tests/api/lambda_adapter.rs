@@ -287,3 +287,53 @@ async fn a_multipart_leads_upload_arrives_base64_encoded_and_is_imported() {
         .collect();
     assert_eq!(numbers, vec!["+551134567890", "+5511987654321"]);
 }
+
+#[tokio::test]
+async fn a_tool_call_through_the_tool_proxys_function_url_is_answered_and_retried_once() {
+    // GIVEN a live call on a running runtime, and the caller's opt-out as the runtime sends
+    // it to the tool proxy's function URL (a JSON body, the ingest token, a tool-call id)
+    let stack = Stack::new().await;
+    let rt = super::ingest::world(&stack, super::ingest::NUMBER).await;
+    let sid = "CA_adapter_tool_1";
+    callplane_tests::world::incoming(&stack, sid, super::ingest::CALLER, super::ingest::NUMBER)
+        .await;
+    let event = json!({
+        "version": "2.0", "routeKey": "$default",
+        "rawPath": "/tool-proxy/dnc/add", "rawQueryString": "",
+        "headers": {
+            "content-type": "application/json",
+            "authorization": format!("Bearer {}", rt.token),
+            "idempotency-key": "tc_adapter_1",
+            "host": "tools123.lambda-url.us-east-1.on.aws",
+            "x-forwarded-proto": "https"
+        },
+        "requestContext": {
+            "accountId": "anonymous", "apiId": "tools123",
+            "domainName": "tools123.lambda-url.us-east-1.on.aws", "domainPrefix": "tools123",
+            "http": { "method": "POST", "path": "/tool-proxy/dnc/add",
+                      "protocol": "HTTP/1.1", "sourceIp": "10.0.0.8", "userAgent": "runtime" },
+            "requestId": "req-tool", "routeKey": "$default", "stage": "$default",
+            "time": "02/Dec/2026:03:00:00 +0000", "timeEpoch": 1796180400000u64
+        },
+        "body": json!({"provider_call_sid": sid, "reason": "asked"}).to_string(),
+        "isBase64Encoded": false
+    });
+    // WHEN Lambda hands it to the function, twice (a retry after a lost answer)
+    let first = invoke(tool_proxy::router(stack.app.clone()), event.clone()).await;
+    let again = invoke(tool_proxy::router(stack.app.clone()), event).await;
+    // THEN both are the same 200 answer in the proxy's shape
+    assert_eq!(first["statusCode"], 200, "{}", body_of(&first));
+    assert_eq!(body_of(&first)["ok"], true);
+    assert_eq!(body_of(&first)["result"]["e164"], super::ingest::CALLER);
+    assert_eq!(body_of(&again), body_of(&first));
+    // AND the list holds the number once
+    let list = stack
+        .get(
+            &format!("/establishments/{}/do-not-call", rt.est),
+            &rt.admin,
+        )
+        .await
+        .expect(200)
+        .clone();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -129,6 +129,10 @@ async fn every_routed_path_reaches_a_handler_of_its_function() {
                 "{campaign_id}",
                 &callplane::ids::CampaignId::new().to_string(),
             )
+            .replace(
+                "{integration_id}",
+                &callplane::ids::IntegrationId::new().to_string(),
+            )
             .replace("{e164}", "%2B14155552671")
             .replace("{host_id}", "host-x");
         assert!(!concrete.contains('{'), "no sample id for {path}");
