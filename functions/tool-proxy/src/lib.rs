@@ -76,262 +76,102 @@ fn refused(status: u16, code: &str, message: &str) -> ToolReply {
     }
 }
 
-/// Send an email through the establishment's email integration (`email` tool): `{to, subject, text?, html?, reply_to?}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/email/send",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn email_send(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, ProxyTool::EmailSend, &headers, &body).await
+/// One handler per tool: the same checks and answer shape (`serve`), described for OpenAPI.
+macro_rules! tool_route {
+    ($name:ident, $path:literal, $tool:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post, path = $path,
+            request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
+            params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
+            security(("ingest_token" = [])),
+            responses(
+                (status = 200, description = "Done", body = ToolAnswer),
+                (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
+                (status = 401, description = "No ingest token", body = ToolAnswer),
+                (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
+                (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
+                (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
+                (status = 413, description = "The body is over 256 KiB", body = ToolAnswer),
+                (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
+                (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
+                (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
+                (status = 503, description = "Busy; retry", body = ToolAnswer),
+                (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
+            )
+        )]
+        async fn $name(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+            serve(&app, ProxyTool::$tool, &headers, &body).await
+        }
+    };
 }
 
-/// Create a Google Calendar event (`calendar` tool): `{summary, start, end, time_zone?, attendees?, description?}` (RFC 3339 instants).
-#[utoipa::path(
-    post, path = "/tool-proxy/calendar/create_event",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn calendar_create_event(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    serve(&app, ProxyTool::CalendarCreateEvent, &headers, &body).await
-}
+tool_route!(
+    email_send,
+    "/tool-proxy/email/send",
+    EmailSend,
+    "Send an email through the establishment's email integration (`email` tool): `{to, subject, text?, html?, reply_to?}`."
+);
 
-/// Free slots of the primary calendar (`calendar` tool): `{start, end, duration_minutes, time_zone?, max_slots?}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/calendar/find_free_slots",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn calendar_find_free_slots(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    serve(&app, ProxyTool::CalendarFindFreeSlots, &headers, &body).await
-}
+tool_route!(
+    calendar_create_event,
+    "/tool-proxy/calendar/create_event",
+    CalendarCreateEvent,
+    "Create a Google Calendar event (`calendar` tool): `{summary, start, end, time_zone?, attendees?, description?}` (RFC 3339 instants)."
+);
 
-/// Send a WhatsApp message (`whatsapp_messaging` tool): `{to, text}` or `{to, template: {name, language, components?}}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/whatsapp/send_message",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn whatsapp_send_message(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    serve(&app, ProxyTool::WhatsappSendMessage, &headers, &body).await
-}
+tool_route!(
+    calendar_find_free_slots,
+    "/tool-proxy/calendar/find_free_slots",
+    CalendarFindFreeSlots,
+    "Free slots of the primary calendar (`calendar` tool): `{start, end, duration_minutes, time_zone?, max_slots?}`."
+);
 
-/// Find a HubSpot contact (`crm` tool) by `{email}` or `{phone}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/crm/find_contact",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn crm_find_contact(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    serve(&app, ProxyTool::CrmFindContact, &headers, &body).await
-}
+tool_route!(
+    whatsapp_send_message,
+    "/tool-proxy/whatsapp/send_message",
+    WhatsappSendMessage,
+    "Send a WhatsApp message (`whatsapp_messaging` tool): `{to, text}` or `{to, template: {name, language, components?}}`."
+);
 
-/// Create or update a HubSpot contact (`crm` tool), matched by email, else phone: `{email?, phone?, first_name?, last_name?, company?}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/crm/upsert_contact",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn crm_upsert_contact(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    serve(&app, ProxyTool::CrmUpsertContact, &headers, &body).await
-}
+tool_route!(
+    crm_find_contact,
+    "/tool-proxy/crm/find_contact",
+    CrmFindContact,
+    "Find a HubSpot contact (`crm` tool) by `{email}` or `{phone}`."
+);
 
-/// Add a note to a HubSpot contact (`crm` tool): `{contact_id, body}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/crm/create_note",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn crm_create_note(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, ProxyTool::CrmCreateNote, &headers, &body).await
-}
+tool_route!(
+    crm_upsert_contact,
+    "/tool-proxy/crm/upsert_contact",
+    CrmUpsertContact,
+    "Create or update a HubSpot contact (`crm` tool), matched by email, else phone: `{email?, phone?, first_name?, last_name?, company?}`."
+);
 
-/// Log this call on a HubSpot contact (`crm` tool): `{contact_id, title?, body?}`; direction, numbers, time and length come from the call.
-#[utoipa::path(
-    post, path = "/tool-proxy/crm/log_call",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn crm_log_call(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, ProxyTool::CrmLogCall, &headers, &body).await
-}
+tool_route!(
+    crm_create_note,
+    "/tool-proxy/crm/create_note",
+    CrmCreateNote,
+    "Add a note to a HubSpot contact (`crm` tool): `{contact_id, body}`."
+);
 
-/// Built in, every agent: transfer the call to the establishment's handoff number, as `POST /calls/{id}/handoff` does: `{reason}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/handoff",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn handoff(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, ProxyTool::Handoff, &headers, &body).await
-}
+tool_route!(
+    crm_log_call,
+    "/tool-proxy/crm/log_call",
+    CrmLogCall,
+    "Log this call on a HubSpot contact (`crm` tool): `{contact_id, title?, body?}`; direction, numbers, time and length come from the call."
+);
 
-/// Built in, every agent: the caller opts out; their number joins the do-not-call list (audited as the runtime's act) and its lead turns `do_not_call`: `{reason?}`.
-#[utoipa::path(
-    post, path = "/tool-proxy/dnc/add",
-    request_body(content = Object, description = "`call_id` or `provider_call_sid`, and the tool's arguments"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "The runtime's tool-call id: a retry gets the first answer and sends nothing twice")),
-    security(("ingest_token" = [])),
-    responses(
-        (status = 200, description = "Done", body = ToolAnswer),
-        (status = 400, description = "Bad arguments (the message names the field)", body = ToolAnswer),
-        (status = 401, description = "No ingest token", body = ToolAnswer),
-        (status = 403, description = "`tool_not_enabled`, `integration_missing`, `integration_disabled`, `integration_not_connected`", body = ToolAnswer),
-        (status = 404, description = "No call of this runtime has that id", body = ToolAnswer),
-        (status = 409, description = "`call_ended`, `in_progress`, `outcome_unknown`", body = ToolAnswer),
-        (status = 422, description = "The provider or a rule refused it", body = ToolAnswer),
-        (status = 429, description = "`rate_limited` (see `Retry-After`)", body = ToolAnswer),
-        (status = 502, description = "The provider failed or refused the credentials", body = ToolAnswer),
-        (status = 503, description = "Busy; retry", body = ToolAnswer),
-        (status = 504, description = "The provider did not answer in time", body = ToolAnswer),
-    )
-)]
-async fn dnc_add(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    serve(&app, ProxyTool::DncAdd, &headers, &body).await
-}
+tool_route!(
+    handoff,
+    "/tool-proxy/handoff",
+    Handoff,
+    "Built in, every agent: transfer the call to the establishment's handoff number, as `POST /calls/{id}/handoff` does: `{reason}`."
+);
+
+tool_route!(
+    dnc_add,
+    "/tool-proxy/dnc/add",
+    DncAdd,
+    "Built in, every agent: the caller opts out; their number joins the do-not-call list (audited as the runtime's act) and its lead turns `do_not_call`: `{reason?}`."
+);

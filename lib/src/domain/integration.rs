@@ -246,17 +246,7 @@ fn fields<T: serde::de::DeserializeOwned>(rest: Value) -> Result<T> {
     })
 }
 
-fn secret(field: &str, raw: String, max: usize) -> Result<String> {
-    let raw = raw.trim().to_owned();
-    if raw.is_empty() || raw.chars().count() > max || raw.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            field,
-            format!("must be 1 to {max} characters without control characters"),
-        ));
-    }
-    Ok(raw)
-}
-
+/// A name, user name or credential: trimmed, 1 to `max` characters, no control characters.
 fn text(field: &str, raw: String, max: usize) -> Result<String> {
     let raw = raw.trim().to_owned();
     if raw.is_empty() || raw.chars().count() > max || raw.chars().any(char::is_control) {
@@ -342,7 +332,7 @@ impl Connect {
                             username: text("auth.username", username, 256)?,
                             from,
                         },
-                        password: secret("auth.password", password, MAX_SMTP_PASSWORD_CHARS)?,
+                        password: text("auth.password", password, MAX_SMTP_PASSWORD_CHARS)?,
                     }
                 }
             },
@@ -364,7 +354,7 @@ impl Connect {
                 }
                 AuthInput::Whatsapp {
                     phone_number_id,
-                    access_token: secret("auth.access_token", access_token, MAX_SECRET_CHARS)?,
+                    access_token: text("auth.access_token", access_token, MAX_SECRET_CHARS)?,
                 }
             }
             IntegrationType::Crm => {
@@ -380,7 +370,7 @@ impl Connect {
                     ));
                 }
                 AuthInput::Hubspot {
-                    access_token: secret("auth.access_token", access_token, MAX_SECRET_CHARS)?,
+                    access_token: text("auth.access_token", access_token, MAX_SECRET_CHARS)?,
                 }
             }
         };

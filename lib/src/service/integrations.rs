@@ -215,11 +215,24 @@ pub async fn connect(
         crate::config::origin_of(url).is_some_and(|o| origins.contains(&o))
     })?;
     let user = require_member(app, principal, est, Role::Admin, "establishment").await?;
-    if let Some(existing) = app.store.integration(est, connect.kind).await? {
-        return Err(Error::Conflict(format!(
-            "the establishment has a {} integration already ({}); disconnect it first",
-            connect.kind, existing.id
-        )));
+    match app.store.integration(est, connect.kind).await? {
+        // A consent never finished, or credentials the provider refused: connecting again
+        // replaces it (the admin retrying "Connect" should not have to disconnect first).
+        Some(existing)
+            if matches!(
+                existing.status,
+                IntegrationStatus::PendingAuth | IntegrationStatus::Error
+            ) =>
+        {
+            app.store.delete_integration(&existing, &user).await?;
+        }
+        Some(existing) => {
+            return Err(Error::Conflict(format!(
+                "the establishment has a connected {} integration already ({}); disconnect it first",
+                connect.kind, existing.id
+            )));
+        }
+        None => {}
     }
     let providers = app.providers();
     let id = IntegrationId::new();

@@ -857,6 +857,30 @@ async fn bad_integration_input_is_a_4xx_naming_the_problem() {
         .unwrap()
         .to_owned();
     assert_eq!(stack.post(&path, &admin, ses).await.status, 409);
+    // WHEN an admin starts Google's consent twice (the first never finished)
+    let google = json!({"type": "google_calendar", "display_name": "Cal",
+        "auth": {"mode": "oauth", "redirect_url": "http://app.test/settings"}});
+    let first = stack
+        .post(&path, &admin, google.clone())
+        .await
+        .expect(201)
+        .clone();
+    let second = stack.post(&path, &admin, google).await.expect(201).clone();
+    // THEN the second replaces the first, whose state no longer connects anything
+    assert_ne!(first["integration_id"], second["integration_id"]);
+    assert_eq!(
+        stack
+            .get(
+                &format!(
+                    "/integrations/{}",
+                    first["integration_id"].as_str().unwrap()
+                ),
+                &admin
+            )
+            .await
+            .status,
+        404
+    );
     // THEN members read, foreign ones are 404
     stack
         .get(&format!("/integrations/{id}"), &viewer)
