@@ -111,10 +111,10 @@ pub struct TestOutcome {
     /// The connection's status after the test.
     pub status: IntegrationStatus,
     /// What the provider answered (a harmless read), when it worked.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub detail: Value,
     /// What failed: `{code, message, retryable}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub error: Option<Value>,
     pub checked_at: Timestamp,
 }

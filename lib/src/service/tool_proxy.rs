@@ -116,7 +116,7 @@ pub struct ToolError {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ToolAnswer {
     pub ok: bool,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     pub error: Option<ToolError>,
 }
