@@ -85,8 +85,14 @@ if [ -z "${GOOGLE_OAUTH_CLIENT_ID:-}" ]; then
   "${CARGO_TARGET_DIR:-$ROOT/target}/debug/providers-standin" "$PROVIDERS_PORT" "$SMTP_PORT" \
     > .local/providers-env 2> .local/providers-standin.log &
   PROVIDERS_PID=$!
-  for _ in $(seq 1 50); do [ -s .local/providers-env ] && break; sleep 0.1; done
-  while IFS= read -r line; do export "$line"; done < .local/providers-env
+  for _ in $(seq 1 100); do grep -q '^# ready' .local/providers-env 2>/dev/null && break; sleep 0.1; done
+  if ! grep -q '^# ready' .local/providers-env 2>/dev/null; then
+    log "the provider stand-ins did not start (ports $PROVIDERS_PORT, $SMTP_PORT): see .local/providers-standin.log"
+    exit 1
+  fi
+  while IFS= read -r line; do
+    case "$line" in '#'*) ;; *) export "$line" ;; esac
+  done < .local/providers-env
 fi
 "$ADMIN_BIN" bootstrap-admin
 

@@ -25,7 +25,8 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
-    fn new(code: &'static str, message: impl Into<String>, retryable: bool) -> Self {
+    /// A failure that left nothing done at the provider, with no wait asked.
+    pub fn new(code: &'static str, message: impl Into<String>, retryable: bool) -> Self {
         Self {
             code,
             message: message.into(),

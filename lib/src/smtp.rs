@@ -32,11 +32,8 @@ type Conn = BufReader<Box<dyn Io>>;
 
 fn unavailable(message: impl Into<String>, maybe_done: bool) -> ProviderError {
     ProviderError {
-        code: "provider_unavailable",
-        message: message.into(),
-        retryable: true,
         maybe_done,
-        retry_after: None,
+        ..ProviderError::new("provider_unavailable", message, true)
     }
 }
 
@@ -90,36 +87,32 @@ async fn expect<S: AsyncRead + AsyncWrite + Unpin>(
         .take(300)
         .collect::<String>();
     Err(match code {
-        535 | 534 | 530 => ProviderError {
-            code: "integration_unauthorized",
-            message,
-            retryable: false,
-            maybe_done: false,
-            retry_after: None,
-        },
-        500..=599 => ProviderError {
-            code: "provider_rejected",
-            message,
-            retryable: false,
-            maybe_done: false,
-            retry_after: None,
-        },
+        535 | 534 | 530 => ProviderError::new("integration_unauthorized", message, false),
+        500..=599 => ProviderError::new("provider_rejected", message, false),
         _ => unavailable(message, false),
     })
 }
 
-/// TLS to the server with the system's roots, over the aws-lc-rs provider already linked.
+/// TLS to the server with the system's roots, over the aws-lc-rs provider already linked;
+/// built once per instance (reading the system's roots is file I/O).
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, ProviderError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-    .map_err(|e| unavailable(format!("TLS is not available: {e}"), false))
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+            .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| unavailable(format!("TLS is not available: {e}"), false))
 }
 
 async fn tls(host: &str, stream: TcpStream) -> Result<Box<dyn Io>, ProviderError> {
@@ -179,14 +172,15 @@ async fn bounded<T>(
         .await
         .unwrap_or_else(|_| {
             Err(ProviderError {
-                code: "provider_timeout",
-                message: format!(
-                    "the SMTP server did not finish within {} s",
-                    timeout.as_secs()
-                ),
-                retryable: true,
                 maybe_done,
-                retry_after: None,
+                ..ProviderError::new(
+                    "provider_timeout",
+                    format!(
+                        "the SMTP server did not finish within {} s",
+                        timeout.as_secs()
+                    ),
+                    true,
+                )
             })
         })
 }

@@ -35,10 +35,20 @@ pub fn router(state: AppState) -> Router {
 /// Runs one tool call and answers it with its status (and `Retry-After`).
 async fn serve(app: &AppState, tool: ProxyTool, headers: &HeaderMap, body: &Bytes) -> Response {
     let reply = if body.len() > MAX_BODY_BYTES {
-        refused(413, "payload_too_large", "the body is larger than 256 KiB")
+        ToolReply::refused(
+            413,
+            "payload_too_large",
+            "the body is larger than 256 KiB",
+            false,
+        )
     } else {
         match serde_json::from_slice(body) {
-            Err(e) => refused(400, "validation_failed", &format!("body: not JSON: {e}")),
+            Err(e) => ToolReply::refused(
+                400,
+                "validation_failed",
+                format!("body: not JSON: {e}"),
+                false,
+            ),
             Ok(body) => {
                 let token = headers
                     .get(header::AUTHORIZATION)
@@ -58,22 +68,6 @@ async fn serve(app: &AppState, tool: ProxyTool, headers: &HeaderMap, body: &Byte
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
-}
-
-fn refused(status: u16, code: &str, message: &str) -> ToolReply {
-    ToolReply {
-        status,
-        answer: ToolAnswer {
-            ok: false,
-            result: None,
-            error: Some(tool_proxy::ToolError {
-                code: code.to_owned(),
-                message: message.to_owned(),
-                retryable: false,
-            }),
-        },
-        retry_after: None,
-    }
 }
 
 /// One handler per tool: the same checks and answer shape (`serve`), described for OpenAPI.

@@ -142,7 +142,8 @@ impl ToolReply {
         }
     }
 
-    fn refused(status: u16, code: &str, message: impl Into<String>, retryable: bool) -> Self {
+    /// A refusal: `ok: false` with `error {code, message, retryable}`.
+    pub fn refused(status: u16, code: &str, message: impl Into<String>, retryable: bool) -> Self {
         Self {
             status,
             answer: ToolAnswer {
@@ -158,14 +159,12 @@ impl ToolReply {
         }
     }
 
+    /// Our own error in the proxy's shape; the envelope logs an internal cause, as every
+    /// other answer does.
     fn from_error(e: &Error) -> Self {
-        let (status, code) = e.code();
+        let body = e.envelope();
         let retryable = matches!(e, Error::Unavailable(_));
-        let message = match e {
-            Error::Internal(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
-        Self::refused(status.as_u16(), code, message, retryable)
+        Self::refused(e.code().0.as_u16(), body.code, body.message, retryable)
     }
 
     fn from_provider(e: &ProviderError) -> Self {
@@ -593,7 +592,7 @@ fn redacted(v: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    if crate::domain::is_secret(&k.to_ascii_uppercase()) {
+                    if crate::domain::is_secret(k) {
                         (k.clone(), json!("********"))
                     } else {
                         (k.clone(), redacted(v))
@@ -947,7 +946,7 @@ async fn run(
             return log.refuse(app, reply).await;
         }
     }
-    let outcome = execute(app, &call, args, integration.clone()).await;
+    let outcome = execute(app, &call, &runtime_id, args, integration.clone()).await;
     // The provider refused our credentials: the connection shows it until reconnected.
     if let (Err(Failure::Provider(e)), Some(i)) = (&outcome, &integration)
         && e.is_auth()
@@ -1018,6 +1017,7 @@ impl From<ProviderError> for Failure {
 async fn execute(
     app: &App,
     call: &CallRecord,
+    runtime: &crate::ids::RuntimeId,
     args: Args,
     integration: Option<IntegrationRecord>,
 ) -> Result<Value, Failure> {
@@ -1127,8 +1127,8 @@ async fn execute(
                 .hubspot_engagement(token()?, "calls", 194, &a.contact_id, &properties)
                 .await?)
         }
-        Args::Handoff(reason) => handoff(app, call, reason).await,
-        Args::Dnc(reason) => opt_out(app, call, reason).await,
+        Args::Handoff(reason) => handoff(app, call, runtime, reason).await,
+        Args::Dnc(reason) => opt_out(app, call, runtime, reason).await,
     }
 }
 
@@ -1174,13 +1174,11 @@ async fn send_email(
             };
             app.mailer.send(&mail).await.map_err(|e| {
                 tracing::warn!(error = %e, "SES refused a tool email");
-                Failure::Provider(ProviderError {
-                    code: "provider_unavailable",
-                    message: "the mail service did not take the message".into(),
-                    retryable: true,
-                    maybe_done: false,
-                    retry_after: None,
-                })
+                Failure::Provider(ProviderError::new(
+                    "provider_unavailable",
+                    "the mail service did not take the message",
+                    true,
+                ))
             })?;
             Ok(json!({"to": a.to, "transport": "ses"}))
         }
@@ -1219,7 +1217,12 @@ fn free_slots(a: &SlotArgs, busy: &[(String, String)]) -> Value {
 }
 
 /// The built-in handoff: the same transfer as `POST /calls/{id}/handoff`, by the runtime.
-async fn handoff(app: &App, call: &CallRecord, reason: String) -> Result<Value, Failure> {
+async fn handoff(
+    app: &App,
+    call: &CallRecord,
+    runtime: &crate::ids::RuntimeId,
+    reason: String,
+) -> Result<Value, Failure> {
     if call.status != CallStatus::InProgress {
         return Err(Failure::Ours(Error::unprocessable(
             "call_not_in_progress",
@@ -1230,16 +1233,12 @@ async fn handoff(app: &App, call: &CallRecord, reason: String) -> Result<Value, 
             ),
         )));
     }
-    let runtime = call
-        .runtime_id
-        .clone()
-        .ok_or_else(|| Error::internal("a proxied call has a runtime"))?;
     let view = crate::service::calls::transfer(
         app,
         call,
         reason,
         None,
-        crate::store::audit::AuditActor::Runtime(&runtime),
+        crate::store::audit::AuditActor::Runtime(runtime),
     )
     .await?;
     Ok(json!({"status": view.status, "handoff_e164": view.handoff_e164}))
@@ -1247,7 +1246,12 @@ async fn handoff(app: &App, call: &CallRecord, reason: String) -> Result<Value, 
 
 /// The built-in opt-out: the caller's number joins the do-not-call list (audited as the
 /// runtime's act) and its lead turns `do_not_call`.
-async fn opt_out(app: &App, call: &CallRecord, reason: Option<String>) -> Result<Value, Failure> {
+async fn opt_out(
+    app: &App,
+    call: &CallRecord,
+    runtime: &crate::ids::RuntimeId,
+    reason: Option<String>,
+) -> Result<Value, Failure> {
     let counterpart = match call.direction {
         crate::domain::Direction::Inbound => &call.from_e164,
         crate::domain::Direction::Outbound => &call.to_e164,
@@ -1259,10 +1263,6 @@ async fn opt_out(app: &App, call: &CallRecord, reason: Option<String>) -> Result
             "the caller's number is withheld or not a phone number; nothing to add",
         ))
     })?;
-    let runtime = call
-        .runtime_id
-        .clone()
-        .ok_or_else(|| Error::internal("a proxied call has a runtime"))?;
     let entry = crate::store::records::DoNotCallRecord {
         e164: e164.clone(),
         reason: Some(reason.unwrap_or_else(|| "the caller opted out during a call".into())),
@@ -1275,7 +1275,7 @@ async fn opt_out(app: &App, call: &CallRecord, reason: Option<String>) -> Result
         .add_do_not_call(
             &call.establishment_id,
             &entry,
-            crate::store::audit::AuditActor::Runtime(&runtime),
+            crate::store::audit::AuditActor::Runtime(runtime),
         )
         .await?;
     app.store

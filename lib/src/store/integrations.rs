@@ -190,9 +190,9 @@ impl Store {
                 "pointer",
                 self.delete(
                     &keys::integration_id(&record.id),
-                    "attribute_not_exists(pk) OR attribute_exists(pk)",
+                    "attribute_not_exists(pk) OR id = :id",
                     HashMap::new(),
-                    HashMap::new(),
+                    HashMap::from([(":id".to_owned(), s(record.id.as_str()))]),
                 )?,
             )
             .with(

@@ -33,6 +33,8 @@ async fn main() -> anyhow::Result<()> {
             println!("{name}={value}");
         }
     }
+    // The last line: `make dev` reads the environment once it sees it.
+    println!("# ready");
     std::future::pending::<()>().await;
     Ok(())
 }
